@@ -1,0 +1,110 @@
+// Native memory for tensors. Two kinds of allocation, as the design asks:
+//   - persistent: parameters, gradients, optimizer state, KV caches. Allocated once, freed by dispose().
+//   - the step arena: activations and their gradients. A bump allocator over one native block, reset after
+//     each optimizer step, so a training step allocates nothing from the system once warmed up.
+// The JavaScript garbage collector never owns a large buffer: it only sees numbers (addresses).
+import { MemoryKernels, native } from '../native';
+import { Device } from './dtype';
+
+export function backend(device: Device): MemoryKernels & Record<string, (...args: never[]) => unknown> {
+  if (device === 'cpu') return native.cpu;
+  if (!native.cuda.alloc) {
+    throw new Error('device cuda: the CUDA backend is not available in this build (see `minimind-native info`)');
+  }
+  return native.cuda as MemoryKernels & Record<string, (...args: never[]) => unknown>;
+}
+
+const ALIGN = 64;
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+
+/** Counts live persistent bytes per device, for memory reports and leak tests. */
+export const persistentBytes: Record<Device, number> = { cpu: 0, cuda: 0 };
+
+export function allocPersistent(device: Device, bytes: number): number {
+  const address = backend(device).alloc(bytes);
+  persistentBytes[device] += bytes;
+  return address;
+}
+
+export function freePersistent(device: Device, address: number, bytes: number): void {
+  backend(device).free(address);
+  persistentBytes[device] -= bytes;
+}
+
+interface Chunk {
+  base: number;
+  size: number;
+}
+
+/**
+ * A bump allocator over native chunks. When a step needs more than the current chunk, another chunk is
+ * added; the next reset() replaces all chunks by one block as large as the high-water mark, so from the
+ * second step on every step runs inside one block.
+ */
+export class Arena {
+  private chunks: Chunk[] = [];
+  private offset = 0; // in the last chunk
+  private used = 0; // bytes handed out since the last reset
+  /** Incremented by reset(): tensors remember the generation they were allocated in. */
+  generation = 0;
+  highWater = 0;
+
+  constructor(
+    readonly device: Device,
+    private initialBytes = 1 << 20,
+  ) {}
+
+  alloc(bytes: number): number {
+    const size = align(Math.max(bytes, 1));
+    let chunk = this.chunks[this.chunks.length - 1];
+    if (!chunk || this.offset + size > chunk.size) {
+      const chunkSize = Math.max(size, this.initialBytes, chunk ? chunk.size * 2 : 0);
+      chunk = { base: backend(this.device).alloc(chunkSize), size: chunkSize };
+      this.chunks.push(chunk);
+      this.offset = 0;
+    }
+    const address = chunk.base + this.offset;
+    this.offset += size;
+    this.used += size;
+    this.highWater = Math.max(this.highWater, this.used);
+    return address;
+  }
+
+  /** Bytes currently reserved from the system. */
+  get reservedBytes(): number {
+    return this.chunks.reduce((s, c) => s + c.size, 0);
+  }
+
+  /** Frees everything allocated since the last reset. Tensors from before become invalid. */
+  reset(): void {
+    if (this.chunks.length > 1) {
+      const total = this.reservedBytes;
+      for (const c of this.chunks) backend(this.device).free(c.base);
+      this.chunks = [{ base: backend(this.device).alloc(total), size: total }];
+    }
+    this.offset = 0;
+    this.used = 0;
+    this.generation++;
+  }
+
+  /** Returns all memory to the system. */
+  release(): void {
+    for (const c of this.chunks) backend(this.device).free(c.base);
+    this.chunks = [];
+    this.offset = 0;
+    this.used = 0;
+    this.generation++;
+  }
+}
+
+const arenas: Partial<Record<Device, Arena>> = {};
+
+/** The step arena of a device: where ops put their outputs and activation gradients. */
+export function stepArena(device: Device): Arena {
+  return (arenas[device] ??= new Arena(device));
+}
+
+/** Ends a step: every arena tensor is released (parameters, grads and optimizer state are persistent). */
+export function resetStepArenas(): void {
+  for (const a of Object.values(arenas)) a?.reset();
+}
