@@ -8,6 +8,7 @@
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native/include",
+        "native/cpu",
         "native"
       ],
       "dependencies": [

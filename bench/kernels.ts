@@ -1,12 +1,17 @@
 // `minimind-native bench kernels`: every CPU kernel at MiniMind's shapes, as time, GFLOP/s or GB/s and % of
-// this machine's measured peak. Each op family adds its cases in bench/kernels/<family>.ts.
+// this machine's measured peak. Each op family adds its cases in bench/kernels/<family>.ts, exporting
+// `cases(): KernelCase[]`; this file finds them by directory, so families never edit a shared list.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { resetStepArenas } from '../lib/tensor/memory';
 import { KernelCase, KernelResult, Machine, measureMachine, runCase } from './harness';
-import { elementwiseCases } from './kernels/elementwise';
 
-/** All families' cases; a family appends its list here. */
+/** All families' cases (files in bench/kernels/, as .ts under jest or .js once compiled). */
 export function allKernelCases(): KernelCase[] {
-  return [...elementwiseCases()];
+  const dir = path.join(__dirname, 'kernels');
+  const files = fs.readdirSync(dir).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts')).sort();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return files.flatMap((f) => (require(path.join(dir, f)) as { cases(): KernelCase[] }).cases());
 }
 
 export interface KernelBenchReport {

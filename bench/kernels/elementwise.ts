@@ -3,7 +3,7 @@ import { add } from '../../lib/ops/elementwise';
 import { Tensor } from '../../lib/tensor/tensor';
 import { KernelCase } from '../harness';
 
-export function elementwiseCases(): KernelCase[] {
+export function cases(): KernelCase[] {
   const n = 4096 * 512;
   return [
     {

@@ -1,6 +1,6 @@
 // Bindings: elementwise ops (see native/cpu/elementwise.cc). Arguments are addresses and counts.
 #include "binding.h"
-#include "ops_cpu.h"
+#include "elementwise.h"
 
 namespace {
 

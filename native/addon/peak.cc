@@ -1,6 +1,6 @@
 // Binding: measurePeak(bandwidthBytes) -> {gflopsPortable, gflopsAvx2, gflopsAvx512, bandwidthGbps}.
 #include "binding.h"
-#include "ops_cpu.h"
+#include "peak.h"
 
 namespace {
 

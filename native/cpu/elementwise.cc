@@ -5,7 +5,7 @@
 //   axpy(y, x, alpha, n)     y += alpha * x     (gradient accumulation: every backward's "+=")
 // out may alias an input.
 #include "mm.h"
-#include "ops_cpu.h"
+#include "elementwise.h"
 
 namespace mm::cpu {
 

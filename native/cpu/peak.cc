@@ -9,7 +9,7 @@
 #endif
 
 #include "mm.h"
-#include "ops_cpu.h"
+#include "peak.h"
 
 namespace mm::cpu {
 namespace {

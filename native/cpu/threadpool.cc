@@ -35,6 +35,7 @@ class ThreadPool {
       return;
     }
     std::lock_guard<std::mutex> job_lock(job_mutex_);  // one job at a time
+    in_worker_ = true;  // the caller works too: a parallel call nested in a task must run serially
     {
       // The whole job is published under the mutex before the generation changes, so a worker that sees
       // the new generation (under the same mutex) sees a consistent job.
@@ -53,6 +54,7 @@ class ThreadPool {
       std::this_thread::yield();
     std::lock_guard<std::mutex> lk(mutex_);
     task_ = nullptr;
+    in_worker_ = false;
   }
 
  private:

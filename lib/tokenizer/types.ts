@@ -1,0 +1,22 @@
+// The tokenizer contract that data preparation, training, inference and serving use.
+// (lib/tokenizer/index.ts implements it: byte-level BPE from a Hugging Face tokenizer.json.)
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | string;
+  content: string;
+}
+
+export interface TextTokenizer {
+  readonly vocabSize: number;
+  /** Ids of the special tokens named in the files (e.g. bos `<s>`, eos `</s>`, pad, unk); -1 when absent. */
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+  /** Exactly Hugging Face tokenizers' `encode(text, add_special_tokens=false)` ids. */
+  encode(text: string): number[];
+  /** Exactly Hugging Face tokenizers' `decode(ids, skip_special_tokens=false)`. */
+  decode(ids: ArrayLike<number>): string;
+  tokenToId(token: string): number | undefined;
+  /** Renders the tokenizer_config.json chat template (Jinja). */
+  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt: boolean): string;
+}
