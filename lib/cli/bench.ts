@@ -1,36 +1,59 @@
-// `minimind-native bench kernels [--filter NAME] [--json]` (more targets: train, generate, tokenizer).
+// `minimind-native bench kernels|train [--json]`: throughput as % of this machine's measured peak.
 import type { Argv, CommandModule } from 'yargs';
-import { benchKernels } from '../../bench/kernels';
 import type { KernelResult } from '../../bench/harness';
 
 const fmt = (v: number | null, digits = 1) => (v === null ? '-' : v.toFixed(digits));
 
-function printRow(r: KernelResult): void {
+function printKernelRow(r: KernelResult): void {
   console.log(
     `${r.kernel.padEnd(22)} ${r.pass.padEnd(4)} ${r.shape.padEnd(34)} ${(r.median_s * 1e3).toFixed(3).padStart(10)} ms ` +
       `${fmt(r.gflops).padStart(8)} GFLOP/s ${fmt(r.gbps).padStart(7)} GB/s ${fmt(r.pct_peak).padStart(6)}% of peak`,
   );
 }
 
-export const benchCommand: CommandModule<object, { target: string; json: boolean; filter: string }> = {
+interface BenchArgs {
+  target: string;
+  json: boolean;
+  filter: string;
+  'model-config': string;
+  'batch-size': number;
+  'seq-len': number;
+  steps: number;
+}
+
+export const benchCommand: CommandModule<object, BenchArgs> = {
   command: 'bench <target>',
-  describe: 'Measure kernel throughput (kernels) as % of this machine\'s peak',
+  describe: 'Measure throughput: kernels (each op, % of peak) or train (tokens/s, MFU, peak memory)',
   builder: (y: Argv) =>
     y
-      .positional('target', { choices: ['kernels'], describe: 'what to benchmark', type: 'string' })
+      .positional('target', { choices: ['kernels', 'train'], describe: 'what to benchmark', type: 'string' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
-      .option('filter', { type: 'string', default: '', describe: 'only kernels whose name contains this' }) as
-      Argv<{ target: string; json: boolean; filter: string }>,
-  handler: (argv) => {
+      .option('filter', { type: 'string', default: '', describe: 'kernels: only names containing this' })
+      .option('model-config', { type: 'string', default: 'minimind-v1-small', describe: 'train: named config or config.json' })
+      .option('batch-size', { type: 'number', default: 8, describe: 'train: batch size' })
+      .option('seq-len', { type: 'number', default: 512, describe: 'train: sequence length' })
+      .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' }) as
+      Argv<BenchArgs>,
+  handler: async (argv) => {
     if (argv.target === 'kernels') {
+      const { benchKernels } = await import('../../bench/kernels');
       if (!argv.json) console.log('measuring this machine\'s peak FLOP/s and bandwidth...');
-      const report = benchKernels(argv.filter, argv.json ? undefined : printRow);
+      const report = benchKernels(argv.filter, argv.json ? undefined : printKernelRow);
       if (argv.json) console.log(JSON.stringify(report));
       else {
         const m = report.machine;
         console.log(`machine: ${m.threads} threads, peak ${m.peak_gflops.toFixed(1)} GFLOP/s ` +
           `(avx2 ${m.peak_avx2_gflops.toFixed(1)}, avx512 ${m.peak_avx512_gflops.toFixed(1)}), ` +
           `bandwidth ${m.bandwidth_gbps.toFixed(1)} GB/s`);
+      }
+    } else if (argv.target === 'train') {
+      const { benchTrain } = await import('../../bench/train');
+      const r = benchTrain({ modelConfig: argv['model-config'], batchSize: argv['batch-size'], seqLen: argv['seq-len'], steps: argv.steps });
+      if (argv.json) console.log(JSON.stringify(r));
+      else {
+        console.log(`${r.model} (${(r.params / 1e6).toFixed(2)}M params), batch ${r.batch_size} x ${r.seq_len}, ${r.threads} threads: ` +
+          `${r.tokens_per_s.toFixed(0)} tokens/s, ${r.step_s.toFixed(3)} s/step, MFU ${(100 * r.mfu).toFixed(1)}% ` +
+          `of ${r.peak_gflops.toFixed(0)} GFLOP/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB`);
       }
     }
   },

@@ -1,0 +1,158 @@
+// The training loop shared by every stage (pretrain, SFT, LoRA, DPO):
+//   for each optimizer step s: lr = schedule(s); `accum` micro-batches of forward + backward (gradients
+//   accumulate with +=); clip the global gradient norm; Adam/AdamW step; zero the gradients; log; checkpoint.
+// Deterministic: the same data order, RNG and kernels give the same loss curve, and a resumed run continues
+// bit for bit from its checkpoint. Ctrl-C (SIGINT) finishes the current step, saves a checkpoint and exits.
+import { backward } from '../autograd/tape';
+import { scale } from '../ops/elementwise';
+import { AdamW } from '../optim/adamw';
+import { clipGradNorm } from '../optim/clip';
+import { MiniMind } from '../nn/model';
+import { resetStepArenas } from '../tensor/memory';
+import { Tensor } from '../tensor/tensor';
+import { latestCheckpoint, readTrainerState, saveCheckpoint, TrainerState } from './checkpoint';
+import { RunLogger } from './metrics';
+import { learningRate, Schedule } from './schedule';
+
+/** One micro-batch: inputs, shifted targets and the loss mask, [B, T] each. */
+export interface Batch {
+  x: Int32Array;
+  y: Int32Array;
+  mask: Float32Array;
+  B: number;
+  T: number;
+  /** Extra per-stage data (e.g. DPO's rejected sequences). */
+  extra?: unknown;
+}
+
+/** An endless, resumable stream of micro-batches (it wraps around epochs itself). */
+export interface BatchSource {
+  next(): Batch;
+  readonly epoch: number;
+  /** Micro-batches in one epoch. */
+  readonly batchesPerEpoch: number;
+  getCursor(): unknown;
+  setCursor(cursor: unknown): void;
+}
+
+export interface TrainOptions {
+  stage: string;
+  out: string;
+  accum: number;
+  clip: number;
+  lr: number;
+  minLr: number;
+  warmup: number;
+  /** Optimizer steps; derived from epochs when not given. */
+  maxSteps?: number;
+  epochs: number;
+  weightDecay: number;
+  /** 'adamw' (decoupled decay) or 'adam' (torch.optim.Adam, MiniMind v1). */
+  optimizer: 'adamw' | 'adam';
+  saveEvery: number;
+  keep: number;
+  logEvery: number;
+  tokenizerDir: string | null;
+  /** Resume from this folder (a run's out folder or a step-N checkpoint); null starts fresh. */
+  resume: string | null;
+  quiet?: boolean;
+  /** Everything the CLI was given, recorded in checkpoints. */
+  args: Record<string, unknown>;
+  /** Files a stage adds to each checkpoint (e.g. LoRA adapters). */
+  extraFiles?: (dir: string) => void;
+  /** Called after every optimizer step (tests use it to kill or inspect runs). */
+  onStep?: (s: { step: number; loss: number }) => void;
+}
+
+export interface TrainResult {
+  steps: number;
+  losses: number[];
+  interrupted: boolean;
+  lastCheckpoint: string | null;
+}
+
+export function totalSteps(source: BatchSource, opts: TrainOptions): number {
+  return opts.maxSteps ?? Math.max(1, Math.floor((opts.epochs * source.batchesPerEpoch) / opts.accum));
+}
+
+/**
+ * Trains `params` of `model` on `source`, with `lossOf(batch)` giving a scalar loss tensor per micro-batch.
+ */
+export function train(model: MiniMind, params: Tensor[], source: BatchSource, lossOf: (b: Batch) => Tensor,
+  opts: TrainOptions): TrainResult {
+  const S = totalSteps(source, opts);
+  const schedule: Schedule = { maxLr: opts.lr, minLr: opts.minLr, warmup: opts.warmup, totalSteps: S };
+  const optimizer = new AdamW(params, {
+    lr: opts.lr,
+    weightDecay: opts.weightDecay,
+    decoupled: opts.optimizer === 'adamw',
+  });
+  let step = 0;
+  const losses: number[] = [];
+  if (opts.resume) {
+    const dir = latestCheckpoint(opts.resume);
+    if (!dir) throw new Error(`--resume: no complete checkpoint in ${opts.resume}`);
+    const state = readTrainerState(dir);
+    if (state.stage !== opts.stage) throw new Error(`--resume: ${dir} is a ${state.stage} checkpoint, not ${opts.stage}`);
+    optimizer.importState(state.optimizer);
+    source.setCursor(state.cursor);
+    step = state.step;
+  }
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  const logger = new RunLogger(opts.out, S, step, opts.quiet);
+  let lastCheckpoint: string | null = null;
+  const checkpoint = () => {
+    const state: TrainerState = {
+      step,
+      epoch: source.epoch,
+      cursor: source.getCursor(),
+      rng: {},
+      optimizer: optimizer.exportState(),
+      schedule,
+      worldSize: 1,
+      stage: opts.stage,
+      args: opts.args,
+    };
+    lastCheckpoint = saveCheckpoint(opts.out, model, state, opts.tokenizerDir, opts.keep, opts.extraFiles);
+  };
+  const start = Date.now();
+  try {
+    while (step < S && !interrupted) {
+      const t0 = process.hrtime.bigint();
+      const lr = learningRate(step, schedule);
+      let lossSum = 0;
+      let tokens = 0;
+      for (let micro = 0; micro < opts.accum; micro++) {
+        const batch = source.next();
+        const loss = lossOf(batch);
+        lossSum += loss.item();
+        backward(opts.accum === 1 ? loss : scale(loss, 1 / opts.accum));
+        tokens += batch.B * batch.T;
+        resetStepArenas();
+      }
+      const gradNorm = opts.clip > 0 ? clipGradNorm(params, opts.clip) : 0;
+      optimizer.step(lr);
+      optimizer.zeroGrad();
+      resetStepArenas();
+      step++;
+      const loss = lossSum / opts.accum;
+      losses.push(loss);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const logLine = step % opts.logEvery === 0 || step === S;
+      logger.log({ step, epoch: source.epoch, loss, lr, tokens_per_s: tokens / seconds, grad_norm: gradNorm,
+        elapsed_s: (Date.now() - start) / 1000 }, logLine);
+      opts.onStep?.({ step, loss });
+      if ((opts.saveEvery > 0 && step % opts.saveEvery === 0) || step === S || interrupted) checkpoint();
+    }
+    if (interrupted) logger.message(`interrupted: saved ${lastCheckpoint}`);
+  } finally {
+    logger.close();
+    process.off('SIGINT', onSigint);
+    optimizer.dispose();
+  }
+  return { steps: step, losses, interrupted, lastCheckpoint };
+}
