@@ -1,6 +1,7 @@
-// Autoregressive generation: prefill the prompt through the KV caches, then one token per step.
+// Autoregressive generation: prefill the prompt through preallocated KV caches, then one token per step.
+// A Decoder yields one token per call, so callers can stream, await between tokens (the server) or stop early.
 import { noGrad } from '../autograd/tape';
-import { MiniMind } from '../nn/model';
+import { KVCache, MiniMind } from '../nn/model';
 import { resetStepArenas } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/random';
@@ -8,7 +9,7 @@ import { DEFAULT_SAMPLING, sampleToken, SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends Partial<SamplingOptions> {
   maxNewTokens: number;
-  /** Stop after emitting one of these ids (not included in the output). */
+  /** Stop after one of these ids (not included in the output). */
   eosIds?: number[];
   seed?: number;
   /** false recomputes the whole sequence every step (a reference path for tests). */
@@ -17,54 +18,88 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
   onToken?: (id: number) => boolean | void;
 }
 
+export type FinishReason = 'stop' | 'length';
+
 export interface GenerateResult {
   ids: number[];
-  finishReason: 'stop' | 'length';
+  finishReason: FinishReason;
 }
 
-/** Last-position logits for `ids` at `offset` (caches hold positions < offset). */
-function nextLogits(model: MiniMind, ids: number[], offset: number, caches: ReturnType<MiniMind['createCaches']> | null): Float32Array {
-  const tokens = Tensor.from(Int32Array.from(ids), [1, ids.length], 'i32', model.device);
-  const logits = model.forward(tokens, { offset, caches, lastOnly: true }).toArray() as Float32Array;
-  resetStepArenas();
-  return logits;
+export class Decoder {
+  private readonly sampling: SamplingOptions;
+  private readonly rng: Rng;
+  private readonly eos: Set<number>;
+  private readonly caches: KVCache[] | null;
+  private readonly all: number[];
+  private logits: Float32Array;
+  readonly ids: number[] = [];
+  finishReason: FinishReason | null = null;
+
+  constructor(
+    private readonly model: MiniMind,
+    prompt: number[],
+    private readonly opts: GenerateOptions,
+  ) {
+    if (prompt.length === 0) throw new Error('generate: the prompt is empty');
+    const maxLen = model.cfg.max_seq_len;
+    if (prompt.length >= maxLen) {
+      throw new Error(`the prompt has ${prompt.length} tokens; the model's context is ${maxLen} tokens (max_seq_len)`);
+    }
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+    this.sampling = { ...DEFAULT_SAMPLING, ...given };
+    this.rng = new Rng(opts.seed ?? 0);
+    this.eos = new Set(opts.eosIds ?? []);
+    this.caches = (opts.kvCache ?? true) ? model.createCaches(maxLen) : null;
+    this.all = [...prompt];
+    this.logits = this.forward(prompt, 0);
+  }
+
+  /** Last-position logits for `ids` placed at `offset` (the caches hold the positions before). */
+  private forward(ids: number[], offset: number): Float32Array {
+    return noGrad(() => {
+      const tokens = Tensor.from(Int32Array.from(ids), [1, ids.length], 'i32', this.model.device);
+      const logits = this.model.forward(tokens, { offset, caches: this.caches, lastOnly: true }).toArray() as Float32Array;
+      resetStepArenas();
+      return logits;
+    });
+  }
+
+  /** The next token id, or null when generation has finished (see finishReason). */
+  next(): number | null {
+    if (this.finishReason) return null;
+    if (this.ids.length >= this.opts.maxNewTokens || this.all.length >= this.model.cfg.max_seq_len) {
+      this.finish('length');
+      return null;
+    }
+    const id = sampleToken(this.logits, this.sampling, this.rng, this.all);
+    if (this.eos.has(id)) {
+      this.finish('stop');
+      return null;
+    }
+    this.ids.push(id);
+    this.all.push(id);
+    if (this.ids.length < this.opts.maxNewTokens && this.all.length < this.model.cfg.max_seq_len) {
+      this.logits = this.caches ? this.forward([id], this.all.length - 1) : this.forward(this.all, 0);
+    }
+    return id;
+  }
+
+  /** Ends generation early (a stop string, a cancelled request) and frees the caches. */
+  finish(reason: FinishReason): void {
+    if (this.finishReason) return;
+    this.finishReason = reason;
+    this.caches?.forEach((c) => c.dispose());
+  }
 }
 
 export function generate(model: MiniMind, prompt: number[], opts: GenerateOptions): GenerateResult {
-  if (prompt.length === 0) throw new Error('generate: the prompt is empty');
-  const sampling: SamplingOptions = { ...DEFAULT_SAMPLING, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
-  const maxLen = model.cfg.max_seq_len;
-  if (prompt.length >= maxLen) {
-    throw new Error(`the prompt has ${prompt.length} tokens; the model's context is ${maxLen} (max_seq_len)`);
-  }
-  const rng = new Rng(opts.seed ?? 0);
-  const eos = new Set(opts.eosIds ?? []);
-  const useCache = opts.kvCache ?? true;
-  const caches = useCache ? model.createCaches(maxLen) : null;
-  const all = [...prompt];
-  const out: number[] = [];
-  let finishReason: 'stop' | 'length' = 'length';
+  const d = new Decoder(model, prompt, opts);
   try {
-    noGrad(() => {
-      let logits = nextLogits(model, prompt, 0, caches);
-      while (out.length < opts.maxNewTokens) {
-        const id = sampleToken(logits, sampling, rng, all);
-        if (eos.has(id)) {
-          finishReason = 'stop';
-          break;
-        }
-        out.push(id);
-        all.push(id);
-        if (opts.onToken && opts.onToken(id) === false) {
-          finishReason = 'stop';
-          break;
-        }
-        if (out.length >= opts.maxNewTokens || all.length >= maxLen) break;
-        logits = caches ? nextLogits(model, [id], all.length - 1, caches) : nextLogits(model, all, 0, null);
-      }
-    });
+    for (let id = d.next(); id !== null; id = d.next()) {
+      if (opts.onToken && opts.onToken(id) === false) d.finish('stop');
+    }
   } finally {
-    caches?.forEach((c) => c.dispose());
+    d.finish('length');
   }
-  return { ids: out, finishReason };
+  return { ids: d.ids, finishReason: d.finishReason! };
 }

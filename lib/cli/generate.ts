@@ -1,0 +1,86 @@
+// `minimind-native generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [sampling options] [--json]`
+import type { Argv, CommandModule } from 'yargs';
+import { generate } from '../infer/generate';
+import { loadModelFolder } from '../io/model-folder';
+import { Tokenizer } from '../tokenizer';
+import { applyLora } from '../train/lora';
+
+interface GenerateArgs {
+  model: string;
+  prompt?: string;
+  'prompt-ids'?: string;
+  'max-new-tokens': number;
+  temperature: number;
+  'top-k': number;
+  'top-p': number;
+  'repetition-penalty': number;
+  'penalty-form': 'signed' | 'divide';
+  seed: number;
+  lora?: string;
+  json: boolean;
+}
+
+export function parseIds(s: string, what: string): number[] {
+  const ids = s.split(',').map((v) => v.trim()).filter(Boolean).map(Number);
+  const bad = ids.findIndex((v) => !Number.isInteger(v) || v < 0);
+  if (bad >= 0 || !ids.length) throw new Error(`${what}: expected comma-separated token ids, got "${s}"`);
+  return ids;
+}
+
+export const generateCommand: CommandModule<object, GenerateArgs> = {
+  command: 'generate',
+  describe: 'Continue a prompt with a model folder',
+  builder: (y: Argv) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'model folder' })
+      .option('prompt', { type: 'string', describe: 'prompt text (tokenized with the model folder\'s tokenizer)' })
+      .option('prompt-ids', { type: 'string', describe: 'prompt token ids, comma-separated' })
+      .option('max-new-tokens', { type: 'number', default: 128 })
+      .option('temperature', { type: 'number', default: 0.7, describe: '0 = greedy' })
+      .option('top-k', { type: 'number', default: 0, describe: '0 = off' })
+      .option('top-p', { type: 'number', default: 1, describe: '1 = off' })
+      .option('repetition-penalty', { type: 'number', default: 1 })
+      .option('penalty-form', { choices: ['signed', 'divide'] as const, default: 'signed' as const,
+        describe: 'signed: divide positive logits, multiply negative ones; divide: MiniMind v1' })
+      .option('seed', { type: 'number', default: 0 })
+      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ...}' })
+      .check((a) => {
+        if ((a.prompt === undefined) === (a['prompt-ids'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-ids');
+        return true;
+      }) as Argv<GenerateArgs>,
+  handler: (argv) => {
+    const model = loadModelFolder(argv.model);
+    try {
+      if (argv.lora) applyLora(model, argv.lora);
+      const tokenizer = Tokenizer.tryLoad(argv.model);
+      let prompt: number[];
+      if (argv['prompt-ids'] !== undefined) prompt = parseIds(argv['prompt-ids'], '--prompt-ids');
+      else {
+        if (!tokenizer) throw new Error(`${argv.model}: no tokenizer.json, so --prompt cannot be tokenized (use --prompt-ids)`);
+        prompt = tokenizer.encode(argv.prompt!);
+      }
+      const eos = tokenizer && tokenizer.eosId >= 0 ? [tokenizer.eosId] : [];
+      const stream = !argv.json && tokenizer ? tokenizer.createStreamDecoder() : null;
+      const result = generate(model, prompt, {
+        maxNewTokens: argv['max-new-tokens'],
+        temperature: argv.temperature,
+        topK: argv['top-k'],
+        topP: argv['top-p'],
+        repetitionPenalty: argv['repetition-penalty'],
+        penaltyForm: argv['penalty-form'],
+        seed: argv.seed,
+        eosIds: eos,
+        onToken: (id) => {
+          if (stream) process.stdout.write(stream.push(id));
+        },
+      });
+      const text = tokenizer ? tokenizer.decode(result.ids) : '';
+      if (argv.json) console.log(JSON.stringify({ ids: result.ids, text, finish_reason: result.finishReason }));
+      else if (stream) process.stdout.write(stream.flush() + '\n');
+      else console.log(result.ids.join(' '));
+    } finally {
+      model.dispose();
+    }
+  },
+};
