@@ -60,7 +60,11 @@ export interface MoeRouting {
 /**
  * The MiniMind gate after its linear layer: scores = softmax(gateLogits) over experts, the topK largest per
  * token, and, when normTopk and topK > 1 (MiniMind applies norm_topk_prob only for k > 1), weights divided by
- * (their sum + 1e-20). Ties pick the lower expert id. Then a stable sort of the assignments by expert.
+ * (their sum + 1e-20). Then a stable sort of the assignments by expert.
+ * Slots come in descending probability, and equal probabilities pick the lower expert id (as tf.math.top_k and
+ * ONNX TopK specify). torch.topk documents no tie order (sorted=False not even a slot order; pytorch issues
+ * #88184, #133542 show CPU results that are not the lower index), so exact ties may route differently from torch;
+ * with continuous logits they do not occur in practice.
  */
 export function moeRoute(gateLogits: Tensor, topK: number, normTopk: boolean): MoeRouting {
   assertDtype('moeRoute', gateLogits, 'f32');
@@ -164,6 +168,7 @@ export function moeDispatch(x: Tensor, routing: MoeRouting): Tensor {
 /**
  * y[t] = sum over slots (in slot order) of weights[t,slot] * expertOut[position of (t,slot)]. Backward:
  * d expertOut[p] = weight * dy[token], d weights[t,slot] = dy[t] . expertOut[position].
+ * (MiniMind's training path stores expert outputs in a float16 buffer before this sum; here they stay f32.)
  */
 export function moeCombine(expertOut: Tensor, routing: MoeRouting): Tensor {
   const { numTokens: N, topK, weights } = routing;
