@@ -4,6 +4,7 @@
 // per-token formula y[t] = sum_slot w[t,slot] * W_{e(t,slot)} x[t].
 import { backward, gradOf, record } from '../lib/autograd/tape';
 import { MoeRouting, moeAuxLoss, moeCombine, moeDispatch, moeRoute } from '../lib/ops/moe';
+import { native } from '../lib/native';
 import { Tensor } from '../lib/tensor/tensor';
 import { resetStepArenas } from '../lib/tensor/memory';
 import { dot, expectClose, finiteDiff, leaf, randn } from './helpers';
@@ -367,4 +368,27 @@ test.each([
   const fz = (zz: Float64Array) => dot(gy, refMoeDense(x, zz, W, N, E, k, Cin, Cout));
   expectClose(tx.grad!.toArray(), finiteDiff(fx, x), 1e-5, 1e-4, 'dx');
   expectClose(z.grad!.toArray(), finiteDiff(fz, logits), 1e-5, 1e-4, 'dlogits');
+});
+
+test('results are bitwise identical with 1 and 2 threads (no atomics, fixed summation order)', () => {
+  const [N, E, k, C] = [513, 8, 2, 64];
+  const logits = logitsOf(N, E, 51);
+  const x = randn(N * C, 52);
+  const gy = randn(N * C, 53);
+  const run = (threads: number) => {
+    const before = native.cpu.threads();
+    native.cpu.setThreads(threads);
+    try {
+      const z = leaf(logits, [N, E]);
+      const tx = leaf(x, [N, C]);
+      const r = moeRoute(z, k, true);
+      const y = moeCombine(moeDispatch(tx, r), r);
+      backward(y, Tensor.from(gy, [N, C]));
+      return [y.toArray(), tx.grad!.toArray(), z.grad!.toArray()];
+    } finally {
+      native.cpu.setThreads(before);
+    }
+  };
+  const [one, two] = [run(1), run(2)];
+  for (let i = 0; i < one.length; i++) expect(Buffer.from(two[i].buffer).equals(Buffer.from(one[i].buffer))).toBe(true);
 });
