@@ -87,22 +87,28 @@ export function readLoraConfig(dir: string): LoraConfig {
   return { rank: raw.r, alpha: raw.lora_alpha, targets: parseTargets(raw.target_modules.join(',')) };
 }
 
-/** Loads adapters from a LoRA folder onto the model (for generate/chat/serve --lora). */
+/** Uploads saved adapter weights into the adapters already attached to the model (resume, inference). */
+export function loadLoraInto(model: MiniMind, cfg: LoraConfig, dir: string): void {
+  const file = path.join(dir, 'adapter_model.safetensors');
+  if (!fs.existsSync(file)) throw new Error(`${dir}: no adapter_model.safetensors`);
+  const { tensors } = readSafetensors(file);
+  for (const { layer } of targetLayers(model, cfg.targets)) {
+    for (const t of [layer.lora!.A, layer.lora!.B]) {
+      const saved = tensors.get(t.name);
+      if (!saved) throw new Error(`${file}: missing tensor ${t.name}`);
+      if (saved.shape.join() !== t.shape.join()) {
+        throw new Error(`${file}: tensor ${t.name} has shape [${saved.shape}], the model expects [${t.shape}]`);
+      }
+      t.upload(bytesToF32(saved, t.name, file));
+    }
+  }
+}
+
+/** Loads a LoRA folder onto the model (for generate/chat/serve --lora). */
 export function applyLora(model: MiniMind, dir: string): LoraConfig {
   const cfg = readLoraConfig(dir);
-  const file = path.join(dir, 'adapter_model.safetensors');
-  const { tensors } = readSafetensors(file);
-  for (const { name, layer } of targetLayers(model, cfg.targets)) {
-    const get = (suffix: string) => {
-      const key = `${name}.${suffix}.weight`;
-      const t = tensors.get(key);
-      if (!t) throw new Error(`${file}: missing tensor ${key}`);
-      const out = Tensor.persistent(t.shape, 'f32', model.device);
-      out.name = key;
-      return out.upload(bytesToF32(t, key, file));
-    };
-    layer.lora = { A: get('lora_A'), B: get('lora_B'), scale: cfg.alpha / cfg.rank };
-  }
+  attachLora(model, cfg, 0);
+  loadLoraInto(model, cfg, dir);
   return cfg;
 }
 
