@@ -44,18 +44,22 @@ export class Rng {
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)];
   }
+
+  /** Shuffles in place (Fisher-Yates) and returns the same array. */
+  shuffle<A extends { length: number; [i: number]: unknown }>(items: A): A {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = items[i];
+      items[i] = items[j];
+      items[j] = t;
+    }
+    return items;
+  }
 }
 
-/** A seeded permutation of 0..n-1 (Fisher-Yates). */
+/** A seeded permutation of 0..n-1. */
 export function permutation(n: number, seed: number): Uint32Array {
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  const rng = new Rng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
+  return new Rng(seed).shuffle(order);
 }
