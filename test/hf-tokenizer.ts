@@ -4,6 +4,7 @@
 // plain exported function `loadHfTokenizer(dir)`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import type { ChatMessage, TextTokenizer } from '../lib/tokenizer/types';
 
 // Both packages are ES modules with CommonJS builds; TypeScript (module Node16) refuses a typed import of an
@@ -57,3 +58,9 @@ export function loadHfTokenizer(dir: string): TextTokenizer {
 
 /** The reference to hand to `prepareData` so its workers load this adapter. */
 export const hfTokenizerLoader = { module: __filename, exportPath: 'loadHfTokenizer' };
+
+/** For the failure tests: loads on the main thread, throws in worker threads (a worker dying mid-run). */
+export function loadHfTokenizerOnlyOnMainThread(dir: string): TextTokenizer {
+  if (!isMainThread) throw new Error('simulated worker failure');
+  return loadHfTokenizer(dir);
+}

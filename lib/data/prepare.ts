@@ -64,6 +64,8 @@ export interface PrepareResult {
   header: DataHeader;
   /** Every file written (OUT, OUT.json, and OUT.mask or OUT.idx). */
   files: string[];
+  /** Size of the source file. */
+  inputBytes: number;
   seconds: number;
 }
 
@@ -163,7 +165,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     };
     output.write('.json', Buffer.from(JSON.stringify(header, null, 2) + '\n'));
     const files = output.commit();
-    return { header, files, seconds: (Date.now() - started) / 1000 };
+    return { header, files, inputBytes: totalBytes, seconds: (Date.now() - started) / 1000 };
   } catch (e) {
     output.abandon();
     throw e;
