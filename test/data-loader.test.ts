@@ -29,7 +29,7 @@ beforeAll(async () => {
   demo = { ...demo, sft: head(demo.sft, 150), dpo: head(demo.dpo, 60) };
   for (const stage of ['pretrain', 'sft', 'dpo'] as const) {
     await prepareData({ stage, data: demo[stage], tokenizerDir: V1_TOKENIZER_DIR, out: prepared[stage],
-      maxSeqLen: SEQ + 1, threads: 2, tokenizerLoader: hfTokenizerLoader });
+      maxSeqLen: SEQ + 1, threads: 0, tokenizerLoader: hfTokenizerLoader });
   }
 });
 

@@ -23,8 +23,9 @@ const write = (name: string, text: string) => {
   fs.writeFileSync(file, text);
   return file;
 };
+// Inline tokenisation by default (starting workers costs ~0.5 s); the tests that pass `threads` use workers.
 const prepare = (options: Omit<PrepareOptions, 'tokenizerDir'> & { tokenizerDir?: string }) =>
-  prepareData({ tokenizerDir: V1_TOKENIZER_DIR, tokenizerLoader: hfTokenizerLoader, threads: 2, ...options });
+  prepareData({ tokenizerDir: V1_TOKENIZER_DIR, tokenizerLoader: hfTokenizerLoader, threads: 0, ...options });
 const u16 = (file: string) => {
   const b = fs.readFileSync(file);
   return Array.from({ length: b.length / 2 }, (_, i) => b.readUInt16LE(2 * i));
@@ -182,7 +183,7 @@ describe('data prepare', () => {
 
     const csv = write('sft.csv', 'history,q,a\r\n[],你好,你好！\r\n"[[\'你好\', \'你好！\']]",你好,你好！\r\n');
     const csvOut = path.join(tmp, 'sftcsv.bin');
-    const csvHeader = (await prepare({ stage: 'sft', data: csv, out: csvOut, maxSeqLen: 40 })).header;
+    const csvHeader = (await prepare({ stage: 'sft', data: csv, out: csvOut, maxSeqLen: 40, threads: 2 })).header;
     expect(csvHeader).toMatchObject({ mask: 'v1-last-answer', counts: { samples: 2, truncated: 0 } });
     const ids = u16(csvOut);
     const mask = Array.from(fs.readFileSync(`${csvOut}.mask`));
@@ -242,7 +243,7 @@ describe('data prepare', () => {
       } })).rejects.toThrow('disk full (simulated)');
     expect(fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f)).toString('hex'))).toEqual(before);
     // A worker that fails is an error too, with no files left.
-    await expect(prepare({ stage: 'pretrain', data, out, tokenizerLoader: { module: hfTokenizerLoader.module,
+    await expect(prepare({ stage: 'pretrain', data, out, threads: 2, tokenizerLoader: { module: hfTokenizerLoader.module,
       exportPath: 'loadHfTokenizerOnlyOnMainThread' } })).rejects.toThrow(/simulated worker failure/);
     expect(fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f)).toString('hex'))).toEqual(before);
   });

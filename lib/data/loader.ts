@@ -267,9 +267,7 @@ function jsonlSource(options: LoaderOptions): SampleSource {
       if (!(e instanceof RecordError)) throw e;
       throw new Error(`${data}:${lines.numbers[i]}: ${e.message} (run 'data prepare' to skip bad lines)`);
     }
-    const built = record.kind === 'document' ? [builder.documentRow(record.text)]
-      : record.kind === 'chat' ? [builder.chatRow(record.messages, record.mask)]
-        : [builder.chatRow(record.chosen, 'assistant-turns'), builder.chatRow(record.rejected, 'assistant-turns')];
+    const built = record.kind === 'document' ? [builder.documentRow(record.text)] : builder.conversationRows(record);
     lastPair = { i, rows: built };
     return built;
   };

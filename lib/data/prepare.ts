@@ -45,7 +45,7 @@ export interface PrepareOptions {
   /** Overrides detection by extension. */
   format?: InputFormat;
   tokenizerLoader?: TokenizerLoaderRef;
-  /** Source text per batch sent to a worker. Default 1 MiB. */
+  /** Source text per batch sent to a worker. Default 256 KiB. */
   batchBytes?: number;
   /** Called for each skipped record (not in strict mode). */
   onSkip?: (file: string, skip: SkippedRecord) => void;
@@ -123,7 +123,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     const maxInFlight = 2 * Math.max(1, threads);
     let group: RawRecord[] = [];
     let groupBytes = 0;
-    const batchBytes = options.batchBytes ?? 1 << 20;
+    const batchBytes = options.batchBytes ?? 1 << 18;
     const send = async () => {
       const job = { stage, format, columns: stream.columns, records: group };
       const result = pool.run(job);

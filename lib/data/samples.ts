@@ -108,6 +108,12 @@ export class SampleBuilder {
     return { ids, mask, truncated };
   }
 
+  /** The rows of an SFT conversation (one) or a DPO pair (chosen, then rejected). */
+  conversationRows(record: Exclude<ParsedRecord, { kind: 'document' }>): (Row & { truncated: boolean })[] {
+    if (record.kind === 'chat') return [this.chatRow(record.messages, record.mask)];
+    return [this.chatRow(record.chosen, 'assistant-turns'), this.chatRow(record.rejected, 'assistant-turns')];
+  }
+
   /** Truncates to L and pads with PAD_ID to L. */
   private fit(ids: number[]): { ids: number[]; truncated: boolean } {
     const L = this.maxSeqLen;
@@ -146,38 +152,38 @@ export interface BatchResult {
 
 export function processBatch(job: BatchJob, builder: SampleBuilder): BatchResult {
   const skipped: SkippedRecord[] = [];
-  const parsed: ParsedRecord[] = [];
+  const documents: number[][] = [];
+  const rows: Row[] = [];
+  let samples = 0;
+  let truncated = 0;
   for (const record of job.records) {
+    let built: number[] | (Row & { truncated: boolean })[];
     try {
-      parsed.push(parseRecord(job.stage, job.format, record.text, job.columns, builder.maxSeqLen));
+      const parsed = parseRecord(job.stage, job.format, record.text, job.columns, builder.maxSeqLen);
+      built = parsed.kind === 'document' ? builder.document(parsed.text) : builder.conversationRows(parsed);
     } catch (e) {
-      if (!(e instanceof RecordError)) throw e;
-      skipped.push({ line: record.line, reason: e.message });
+      // A record the chat template or tokenizer rejects is a bad record too, not a reason to stop the run.
+      const reason = e instanceof RecordError ? e.message : `cannot render or tokenise (${(e as Error).message})`;
+      skipped.push({ line: record.line, reason });
+      continue;
+    }
+    samples++;
+    if (job.stage === 'pretrain') documents.push(built as number[]);
+    else {
+      for (const row of built as (Row & { truncated: boolean })[]) {
+        rows.push(row);
+        if (row.truncated) truncated++;
+      }
     }
   }
   if (job.stage === 'pretrain') {
-    const docs = parsed.map((p) => builder.document((p as { text: string }).text));
-    const tokens = new Uint16Array(docs.reduce((n, d) => n + d.length, 0));
+    const tokens = new Uint16Array(documents.reduce((n, d) => n + d.length, 0));
     let at = 0;
-    for (const d of docs) {
+    for (const d of documents) {
       tokens.set(d, at);
       at += d.length;
     }
-    return { tokens, documentLengths: Uint32Array.from(docs, (d) => d.length), samples: docs.length, truncated: 0,
-      skipped };
-  }
-  const rows: Row[] = [];
-  let truncated = 0;
-  const add = (row: Row & { truncated: boolean }) => {
-    rows.push(row);
-    if (row.truncated) truncated++;
-  };
-  for (const p of parsed) {
-    if (p.kind === 'chat') add(builder.chatRow(p.messages, p.mask));
-    else if (p.kind === 'pair') {
-      add(builder.chatRow(p.chosen, 'assistant-turns'));
-      add(builder.chatRow(p.rejected, 'assistant-turns'));
-    }
+    return { tokens, documentLengths: Uint32Array.from(documents, (d) => d.length), samples, truncated, skipped };
   }
   const L = builder.maxSeqLen;
   const tokens = new Uint16Array(rows.length * L);
@@ -186,5 +192,5 @@ export function processBatch(job: BatchJob, builder: SampleBuilder): BatchResult
     tokens.set(r.ids, i * L);
     mask.set(r.mask, i * L);
   });
-  return { tokens, mask, samples: parsed.length, truncated, skipped };
+  return { tokens, mask, samples, truncated, skipped };
 }
