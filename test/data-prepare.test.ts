@@ -9,6 +9,7 @@ import { dataCommand } from '../lib/cli/data';
 import { readHeader } from '../lib/data/format';
 import { prepareData, type PrepareOptions } from '../lib/data/prepare';
 import { parsePythonLiteral, parseRecord, splitCsv } from '../lib/data/records';
+import { RecordStream } from '../lib/data/source';
 import { assistantTurnsMask, SampleBuilder, v1LastAnswerMask, type SkippedRecord } from '../lib/data/samples';
 import { FORMAT_SAMPLES_DIR, hfTokenizerLoader, loadHfTokenizer, MINIMIND2_TOKENIZER_DIR,
   V1_TOKENIZER_DIR } from './hf-tokenizer';
@@ -71,6 +72,29 @@ describe('record parsing', () => {
     // An unreadable history is an empty one, as v1's eval() fallback.
     expect(parseRecord('sft', 'csv', 'oops,q,a', ['history', 'q', 'a'], 512))
       .toMatchObject({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] });
+  });
+
+  test('streaming: records cut across chunks (even inside a UTF-8 character) come out whole with their line', async () => {
+    const csv = write('chunks.csv', 'history,q,a\r\n[],"多行\r\n问题",答\r\n"[[\'a\', \'b\']]",q2,"答""案"\r\n');
+    const array = write('chunks.json', '[\n  {"prompt": "问{", "chosen": "}", "rejected": "\\"}"},\n  {"prompt": "b"}\n]\n');
+    const jsonl = write('chunks.jsonl', '{"text": "一"}\n\n{"text": "二"}');
+    const read = async (file: string, format: 'csv' | 'json-array' | 'jsonl', chunkBytes: number) => {
+      const stream = new RecordStream(file, format, undefined, chunkBytes);
+      const records = [];
+      for await (const group of stream.groups()) records.push(...group);
+      return { columns: stream.columns, records };
+    };
+    expect(await read(csv, 'csv', 1 << 20)).toEqual({ columns: ['history', 'q', 'a'], records: [
+      { line: 2, text: '[],"多行\r\n问题",答' }, { line: 4, text: `"[['a', 'b']]",q2,"答""案"` }] });
+    expect((await read(array, 'json-array', 1 << 20)).records).toEqual([
+      { line: 2, text: '{"prompt": "问{", "chosen": "}", "rejected": "\\"}"}' }, { line: 3, text: '{"prompt": "b"}' }]);
+    expect((await read(jsonl, 'jsonl', 1 << 20)).records).toEqual([{ line: 1, text: '{"text": "一"}' },
+      { line: 3, text: '{"text": "二"}' }]);
+    for (const chunkBytes of [1, 2, 5, 7]) {
+      expect(await read(csv, 'csv', chunkBytes)).toEqual(await read(csv, 'csv', 1 << 20));
+      expect(await read(array, 'json-array', chunkBytes)).toEqual(await read(array, 'json-array', 1 << 20));
+      expect(await read(jsonl, 'jsonl', chunkBytes)).toEqual(await read(jsonl, 'jsonl', 1 << 20));
+    }
   });
 
   test('bad records name the problem', () => {

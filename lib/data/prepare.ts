@@ -25,7 +25,7 @@ import { DATA_FORMAT, DATA_FORMAT_VERSION, headerPath, outputSuffixes, type Data
 import { BatchPool } from './pool';
 import { STAGE_FORMATS, type InputFormat, type RawRecord, type Stage } from './records';
 import type { BatchResult, SkippedRecord } from './samples';
-import { detectFormat, readRecords } from './source';
+import { detectFormat, RecordStream } from './source';
 import { defaultTokenizerLoader, loadTokenizerWith, type TokenizerLoaderRef } from './tokenizer-loader';
 
 export interface PrepareOptions {
@@ -116,7 +116,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   };
 
   try {
-    const stream = readRecords(data, format, (n) => {
+    const stream = new RecordStream(data, format, (n) => {
       bytesRead = n;
     });
     const inFlight: Promise<BatchResult>[] = [];
@@ -133,7 +133,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
       groupBytes = 0;
       while (inFlight.length >= maxInFlight) write(await inFlight.shift()!);
     };
-    for await (const records of stream.groups) {
+    for await (const records of stream.groups()) {
       for (const r of records) {
         group.push(r);
         groupBytes += r.text.length;

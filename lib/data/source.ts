@@ -27,40 +27,40 @@ export function detectFormat(file: string): InputFormat {
   return 'text';
 }
 
-export interface RecordStream {
-  /** The CSV header's column names (set once the first group is yielded; CSV only). */
-  columns?: string[];
-  groups: AsyncGenerator<RawRecord[]>;
-}
-
 /**
- * Reads `file` as `format`, yielding the records completed by each chunk read. `onBytes(n)` reports the bytes
- * read so far (for progress). The stream pulls the next chunk only when the consumer asks, so memory stays
- * bounded by the chunk size and the consumer's queue.
+ * Reads `file` as `format`: `groups()` yields the records completed by each chunk read. `onBytes(n)` reports the
+ * bytes read so far (for progress). The next chunk is read only when the consumer asks, so memory stays bounded
+ * by the chunk size and the consumer's queue.
  */
-export function readRecords(file: string, format: InputFormat, onBytes?: (bytesRead: number) => void,
-  chunkBytes = 1 << 20): RecordStream {
-  const stream: RecordStream = { groups: undefined as unknown as AsyncGenerator<RawRecord[]> };
-  const splitter = format === 'json-array' ? new JsonArraySplitter(file) : new LineSplitter(format);
-  stream.groups = (async function* () {
+export class RecordStream {
+  private readonly splitter: LineSplitter | JsonArraySplitter;
+
+  constructor(private readonly file: string, format: InputFormat,
+    private readonly onBytes?: (bytesRead: number) => void, private readonly chunkBytes = 1 << 20) {
+    this.splitter = format === 'json-array' ? new JsonArraySplitter(file) : new LineSplitter(format);
+  }
+
+  /** The CSV header's column names (known once the first group is yielded; CSV only). */
+  get columns(): string[] | undefined {
+    return this.splitter instanceof LineSplitter ? this.splitter.columns : undefined;
+  }
+
+  async *groups(): AsyncGenerator<RawRecord[]> {
     const decoder = new StringDecoder('utf8');
     let bytesRead = 0;
     let first = true;
-    for await (const chunk of fs.createReadStream(file, { highWaterMark: chunkBytes })) {
+    for await (const chunk of fs.createReadStream(this.file, { highWaterMark: this.chunkBytes })) {
       bytesRead += (chunk as Buffer).length;
       let text = decoder.write(chunk as Buffer);
       if (first && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       first = false;
-      const records = splitter.push(text);
-      if (splitter instanceof LineSplitter && splitter.columns) stream.columns = splitter.columns;
-      onBytes?.(bytesRead);
+      const records = this.splitter.push(text);
+      this.onBytes?.(bytesRead);
       if (records.length > 0) yield records;
     }
-    const rest = splitter.end(decoder.end());
-    if (splitter instanceof LineSplitter && splitter.columns) stream.columns = splitter.columns;
+    const rest = this.splitter.end(decoder.end());
     if (rest.length > 0) yield rest;
-  })();
-  return stream;
+  }
 }
 
 /** Lines → records for jsonl, text and CSV. */
