@@ -1,7 +1,8 @@
 // Every CLI command; bin/cli.ts registers them with yargs. A new command adds one line here.
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench';
+import { dataCommand } from './data';
 import { infoCommand } from './info';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [infoCommand, benchCommand];
+export const commands: CommandModule<any, any>[] = [infoCommand, benchCommand, dataCommand];
