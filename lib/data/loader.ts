@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import type { TextTokenizer } from '../tokenizer/types';
 import { readHeader, type DataHeader } from './format';
 import { parseRecord, RecordError, type Stage } from './records';
-import { mixSeed, permutation } from './rng';
+import { mixSeed, permutation } from '../util/random';
 import { SampleBuilder, type Row } from './samples';
 
 export interface Batch {

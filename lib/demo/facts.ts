@@ -8,7 +8,7 @@
 //   wrong       a plausible wrong answer (a DPO rejected reply)
 //   keywords    what a correct reply must contain
 // The facts are fixed (no seed): the seed of writeDemoData only changes which sentences are sampled.
-import { Rng } from '../data/rng';
+import { Rng } from '../util/random';
 
 export type Language = 'en' | 'zh';
 export type Topic = 'capital' | 'animal' | 'color' | 'family' | 'arithmetic' | 'everyday';

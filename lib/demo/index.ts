@@ -9,7 +9,7 @@
 // Answers are short and templated and the facts a closed set, so a tiny model learns them in minutes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Rng } from '../data/rng';
+import { Rng } from '../util/random';
 import type { ChatMessage } from '../tokenizer/types';
 import { ANIMAL_FOODS, article, CHILDREN, demoFacts, PEOPLE, type Fact, type Language, type Topic } from './facts';
 
