@@ -28,11 +28,11 @@ function refCrossEntropy(logits: ArrayLike<number>, targets: ArrayLike<number>, 
   const lse = refLse(logits, V);
   let num = 0;
   let den = 0;
-  targets.forEach((t, i) => {
-    if (w[i] === 0) return;
-    num += w[i] * (lse[i] - logits[i * V + t]);
+  for (let i = 0; i < targets.length; i++) {
+    if (w[i] === 0) continue;
+    num += w[i] * (lse[i] - logits[i * V + targets[i]]);
     den += w[i];
-  });
+  }
   return den === 0 ? 0 : num / den;
 }
 

@@ -29,13 +29,17 @@ MM_INLINE void row_lse(const RowLse& k, int64_t begin, int64_t end) {
   const int64_t V = k.V, V_vec = V - V % kLanes;
   for (int64_t r = begin; r < end; ++r) {
     const float* x = k.logits + r * V;
-    f32x16 mv = splat(-std::numeric_limits<float>::infinity());
+    // Four independent max chains: one chain would wait on vmax's latency at every step.
+    f32x16 mv[4];
+    for (f32x16& v : mv) v = splat(-std::numeric_limits<float>::infinity());
     int64_t j = 0;
-    for (; j < V_vec; j += kLanes) mv = vmax(mv, load(x + j));
-    float m = hmax(mv);
+    for (; j + 4 * kLanes <= V; j += 4 * kLanes)
+      for (int c = 0; c < 4; ++c) mv[c] = vmax(mv[c], load(x + j + c * kLanes));
+    for (; j < V_vec; j += kLanes) mv[0] = vmax(mv[0], load(x + j));
+    float m = hmax(vmax(vmax(mv[0], mv[1]), vmax(mv[2], mv[3])));
     for (; j < V; ++j) m = x[j] > m ? x[j] : m;
     f32x16 sv = {};
-    for (j = 0; j < V_vec; j += kLanes) sv += vexp(load(x + j) - m);
+    for (j = 0; j < V_vec; j += kLanes) sv += vexp_nonpositive(load(x + j) - m);
     float s = hsum(sv);
     for (; j < V; ++j) s += sexp(x[j] - m);
     k.lse[r] = m + std::log(s);
@@ -76,10 +80,10 @@ MM_INLINE void xent_backward_rows(const XentBackward& k, int64_t begin, int64_t 
     const float shift = k.lse[r];
     int64_t j = 0;
     if (k.accumulate) {
-      for (; j < V_vec; j += kLanes) store(g + j, load(g + j) + vexp(load(x + j) - shift) * c);
+      for (; j < V_vec; j += kLanes) store(g + j, load(g + j) + vexp_nonpositive(load(x + j) - shift) * c);
       for (; j < V; ++j) g[j] += sexp(x[j] - shift) * c;
     } else {
-      for (; j < V_vec; j += kLanes) store(g + j, vexp(load(x + j) - shift) * c);
+      for (; j < V_vec; j += kLanes) store(g + j, vexp_nonpositive(load(x + j) - shift) * c);
       for (; j < V; ++j) g[j] = sexp(x[j] - shift) * c;
     }
     g[t] -= c;  // the one-hot term

@@ -52,32 +52,33 @@ MM_INLINE float hmax(f32x16 v) {
   return m;
 }
 
-// exp(x) to about 1 ulp (Cephes' expf polynomial). x is clamped to [-87, 88], so results stay normal
-// floats: exp(-inf) gives 1.6e-38 rather than 0, which no softmax or sigmoid below can tell apart.
-MM_INLINE f32x16 vexp(f32x16 x) {
-  x = vmin(vmax(x, splat(-87.0f)), splat(88.0f));
-  // x = n*ln2 + r with n an integer and |r| <= ln2/2; adding 1.5*2^23 rounds to the nearest integer.
-  const f32x16 round_magic = splat(12582912.0f);
+// exp(x) for x <= 0 (softmax shifted by its max), within ~2 ulp: x = n*ln2 + r with n an integer and
+// |r| <= ln2/2, so exp(x) = 2^n * exp(r), and the Taylor series of exp(r) to r^6 is off by < 1.3e-7.
+// x is clamped below at -87 so results stay normal floats: exp(-inf) gives 1.6e-38 rather than 0, which
+// no softmax below can tell apart.
+MM_INLINE f32x16 vexp_nonpositive(f32x16 x) {
+  x = vmax(x, splat(-87.0f));
+  const f32x16 round_magic = splat(12582912.0f);  // adding 1.5 * 2^23 rounds to the nearest integer
   const f32x16 n = (x * 1.44269504088896341f + round_magic) - round_magic;
-  f32x16 r = x - n * 0.693359375f;  // ln2 split in two so that n*ln2_hi is exact
+  f32x16 r = x - n * 0.693359375f;  // ln2 split in two so that n * ln2_hi is exact
   r = r - n * -2.12194440e-4f;
-  f32x16 p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  f32x16 p = splat(1.0f / 720);
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
   // 2^n built directly in the exponent bits.
   const i32x16 bits = (__builtin_convertvector(n, i32x16) + 127) << 23;
   return p * (f32x16)bits;  // a vector cast reinterprets the bits
 }
 
-// The scalar version of vexp for the last C % 16 elements of a row (same formula, same results).
-MM_INLINE float sexp(float x) {
-  f32x16 v = splat(x);
-  return vexp(v)[0];
-}
+// exp(x) for any x, clamped above at 88 (exp(88) = 1.65e38) so it never overflows to inf.
+MM_INLINE f32x16 vexp(f32x16 x) { return vexp_nonpositive(vmin(x, splat(88.0f))); }
+
+// The scalar version of vexp for the last elements of a row (same formula, same results).
+MM_INLINE float sexp(float x) { return vexp(splat(x))[0]; }
 
 template <class Args>
 using RangeKernel = void (*)(const Args&, int64_t, int64_t);
