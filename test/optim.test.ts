@@ -42,7 +42,7 @@ describe.each([
   ['AdamW, custom betas and eps', { weightDecay: 0.01, decoupled: true, beta1: 0.8, beta2: 0.95, eps: 1e-6 }],
 ])('%s', (_, opts) => {
   const o: RefOpts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, ...opts };
-  const sizes = [1, 7, 40_003]; // the last one spans two threaded chunks
+  const sizes = [1, 7, 33_001]; // the last one spans two threaded chunks
 
   test('matches the reference over several steps; params without a gradient are skipped', () => {
     const init = sizes.map((n, i) => randn(n, 10 + i));
