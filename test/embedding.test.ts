@@ -2,7 +2,7 @@ import { backward } from '../lib/autograd/tape';
 import { embedding } from '../lib/ops/embedding';
 import { Tensor } from '../lib/tensor/tensor';
 import { resetStepArenas } from '../lib/tensor/memory';
-import { expectClose, leaf, randn, rng } from './helpers';
+import { dot, expectClose, finiteDiff, leaf, randn, rng } from './helpers';
 
 afterEach(() => resetStepArenas());
 
@@ -22,6 +22,14 @@ function refEmbeddingBackward(ids: ArrayLike<number>, dout: ArrayLike<number>, V
   for (let i = 0; i < ids.length; i++) for (let j = 0; j < C; j++) dw[ids[i] * C + j] += dout[i * C + j];
   return dw;
 }
+
+test('reference backward agrees with finite differences', () => {
+  const ids = [2, 0, 2];
+  const w = randn(3 * 2, 1);
+  const dout = randn(ids.length * 2, 2);
+  const fd = finiteDiff((ww) => dot(dout, refEmbedding(ids, ww, 2)), w);
+  expectClose(refEmbeddingBackward(ids, dout, 3, 2), fd, 1e-7, 1e-6);
+});
 
 describe.each([
   [1, 1, 1],

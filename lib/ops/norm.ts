@@ -5,7 +5,7 @@
 import { gradOf, needsGrad, record } from '../autograd/tape';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
-import { GradTarget, gradTarget } from './grad-target';
+import { gradTarget } from './grad-target';
 import { assertDtype, assertShape, kernels, sameDevice } from './kernels';
 
 interface NormKernels {
@@ -33,12 +33,13 @@ function normWidth(op: string, x: Tensor, weight: Tensor, eps: number): number {
 }
 
 /**
- * The norm's backward into the gradients of `inputs` (the norm's input, or residual and x of addRmsnorm,
- * which receive the same gradient) and of the weight. dsum: a gradient that reaches the input directly.
+ * The norm's backward into the gradients of its input h and of the weight. addRmsnorm's residual and x both
+ * receive that gradient (pass both as `inputs`); dsum is a gradient that reaches h directly (its sum output).
  */
-function normBackward(dy: Tensor, dsum: Tensor | null, h: Tensor, weight: Tensor, rstd: Tensor, inputs: Tensor[]): void {
+function normBackward(dy: Tensor, dsum: Tensor | null, h: Tensor, weight: Tensor, rstd: Tensor,
+  inputs: [Tensor] | [Tensor, Tensor]): void {
   const C = weight.shape[0];
-  const [a, b]: GradTarget[] = [gradTarget(inputs[0]), inputs[1] ? gradTarget(inputs[1]) : { ptr: 0, accumulate: false }];
+  const [a, b] = [gradTarget(inputs[0]), inputs[1] ? gradTarget(inputs[1]) : { ptr: 0, accumulate: false }];
   const dweight = weight.requiresGrad ? gradOf(weight).ptr : 0;
   k(h).rmsnormBackward(a.ptr, a.accumulate, b.ptr, b.accumulate, dweight, dy.ptr, dsum ? dsum.ptr : 0, h.ptr,
     weight.ptr, rstd.ptr, h.size / C, C);
