@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { backward } from '../lib/autograd/tape';
 import { crossEntropy, tokenLogProbs, tokenLosses } from '../lib/ops/loss';
 import { Tensor } from '../lib/tensor/tensor';
@@ -173,4 +175,22 @@ test('bad targets and shapes give clear errors', () => {
   expect(() => tokenLogProbs(logits, Tensor.from([-1, 0], [2], 'i32'))).toThrow(/tokenLogProbs: targets\[0\] = -1/);
   expect(() => crossEntropy(logits, Tensor.from([1], [1], 'i32'))).toThrow(/crossEntropy: expected/);
   expect(() => crossEntropy(logits, Tensor.from([1, 2], [2], 'i32'), { mask: Tensor.zeros([3]) })).toThrow(/crossEntropy/);
+});
+
+// MiniMind v1's own per-token losses (upstream model.py on a tiny dense config; logits rounded to 6 decimals).
+const GOLDEN = path.join(__dirname, '../../shared/fixtures/minimind/golden_v1_tiny_forward.json');
+(fs.existsSync(GOLDEN) ? test : test.skip)('matches upstream MiniMind per-token losses (golden fixture)', () => {
+  const dense = JSON.parse(fs.readFileSync(GOLDEN, 'utf8')).dense as {
+    input_tokens: number[];
+    logits: number[][];
+    loss_per_token_ignore_index0: number[];
+  };
+  const expected = dense.loss_per_token_ignore_index0;
+  const N = expected.length; // logits at positions 0..N-1 predict tokens 1..N
+  const V = dense.logits[0].length;
+  const logits = Tensor.from(dense.logits.slice(0, N).flat(), [N, V]);
+  const targets = Tensor.from(dense.input_tokens.slice(1, N + 1), [N], 'i32');
+  expectClose(tokenLosses(logits, targets), expected, 2e-5, 0, 'per-token loss');
+  const mean = expected.reduce((a, b) => a + b, 0) / N;
+  expectClose([crossEntropy(logits, targets, { ignoreIndex: 0 }).item()], [mean], 2e-5, 0, 'mean loss');
 });
