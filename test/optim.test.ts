@@ -35,6 +35,12 @@ function param(data: Float32Array): Tensor {
   return t;
 }
 
+// Parameter sizes (the last one spans two threaded chunks), initial values and gradient noise, shared by
+// every optimizer configuration below.
+const SIZES = [1, 7, 33_001];
+const INIT = SIZES.map((n, i) => randn(n, 10 + i));
+const NOISE = SIZES.map((n, i) => Array.from(randn(n, 20 + i)));
+
 describe.each([
   ['Adam (MiniMind v1: L2 form, wd 0)', { weightDecay: 0, decoupled: false }],
   ['Adam with L2 weight decay', { weightDecay: 0.1, decoupled: false }],
@@ -42,21 +48,18 @@ describe.each([
   ['AdamW, custom betas and eps', { weightDecay: 0.01, decoupled: true, beta1: 0.8, beta2: 0.95, eps: 1e-6 }],
 ])('%s', (_, opts) => {
   const o: RefOpts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, ...opts };
-  const sizes = [1, 7, 33_001]; // the last one spans two threaded chunks
 
   test('matches the reference over several steps; params without a gradient are skipped', () => {
-    const init = sizes.map((n, i) => randn(n, 10 + i));
-    const params = init.map(param);
+    const params = INIT.map(param);
     const frozen = param(randn(5, 99));
     const opt = new AdamW([...params, frozen], { lr: 1e-3, ...opts });
     // Plain arrays: element writes to typed arrays are slow under jest's vm realm.
-    const ref = init.map((x) => ({ p: Array.from(x), m: new Array<number>(x.length).fill(0), v: new Array<number>(x.length).fill(0) }));
-    const noise = sizes.map((n, i) => Array.from(randn(n, 20 + i)));
+    const ref = INIT.map((x) => ({ p: Array.from(x), m: new Array<number>(x.length).fill(0), v: new Array<number>(x.length).fill(0) }));
     const lrs = [1e-3, 2e-3, 5e-4, 1e-2, 3e-3];
     lrs.forEach((lr, step) => {
       params.forEach((p, i) => {
         // A different gradient each step: the noise shifted and scaled.
-        const g = noise[i].map((_, j) => noise[i][(j + 7 * step) % p.size] * (0.5 + step));
+        const g = NOISE[i].map((_, j) => NOISE[i][(j + 7 * step) % p.size] * (0.5 + step));
         p.grad = Tensor.from(g, p.shape);
         refAdamStep(ref[i].p, g, ref[i].m, ref[i].v, lr, step + 1, o);
       });
@@ -65,8 +68,8 @@ describe.each([
     expect(opt.stepCount).toBe(lrs.length);
     params.forEach((p, i) => expectClose(p.toArray(), ref[i].p, 1e-6, 1e-5, `param ${i}`));
     const state = opt.exportState();
-    state.m.forEach((m, i) => i < sizes.length && expectClose(m, ref[i].m, 1e-6, 1e-5, `m ${i}`));
-    state.v.forEach((v, i) => i < sizes.length && expectClose(v, ref[i].v, 1e-7, 1e-5, `v ${i}`));
+    state.m.forEach((m, i) => i < SIZES.length && expectClose(m, ref[i].m, 1e-6, 1e-5, `m ${i}`));
+    state.v.forEach((v, i) => i < SIZES.length && expectClose(v, ref[i].v, 1e-7, 1e-5, `v ${i}`));
     expectClose(frozen.toArray(), randn(5, 99), 0, 0, 'frozen');
     opt.dispose();
     [...params, frozen].forEach((p) => p.dispose());

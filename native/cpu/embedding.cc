@@ -17,9 +17,6 @@
 namespace mm::cpu {
 namespace {
 
-// Rows per chunk so that a chunk moves at least ~64 KiB.
-int64_t rows_per_chunk(int64_t C) { return std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(C, 1)); }
-
 struct RowAdd {
   float* dweight;
   const float* dout;

@@ -15,9 +15,6 @@
 namespace mm::cpu {
 namespace {
 
-constexpr int64_t kMinElemsPerChunk = 1 << 14;
-int64_t rows_per_chunk(int64_t V) { return std::max<int64_t>(1, kMinElemsPerChunk / std::max<int64_t>(V, 1)); }
-
 struct RowLse {
   float* lse;
   const float* logits;

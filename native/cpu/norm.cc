@@ -17,11 +17,6 @@
 namespace mm::cpu {
 namespace {
 
-// A task should have at least this many elements, or threading costs more than it saves.
-constexpr int64_t kMinElemsPerTask = 1 << 14;
-
-int64_t rows_per_chunk(int64_t C) { return std::max<int64_t>(1, kMinElemsPerTask / std::max<int64_t>(C, 1)); }
-
 struct NormForward {
   float* sum;             // [rows, C] residual + x, or null for a plain rmsnorm
   float* y;               // [rows, C]

@@ -21,8 +21,6 @@
 namespace mm::cpu {
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;
-
 struct AdamArgs {
   float* __restrict p;
   const float* __restrict g;
@@ -87,7 +85,7 @@ void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const Ad
                       static_cast<float>(-h.lr / bias_correction1),
                       static_cast<float>(std::sqrt(bias_correction2))};
   const auto kernel = adam_range_kernel();
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) { kernel(args, b, e); });
+  parallel_for(n, kMinChunkValues, [&](int64_t b, int64_t e) { kernel(args, b, e); });
 }
 
 double sum_squares(const float* x, int64_t n) {

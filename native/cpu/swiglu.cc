@@ -13,8 +13,6 @@
 namespace mm::cpu {
 namespace {
 
-constexpr int64_t kGrain = 1 << 14;  // values per chunk: threads only pay off on large arrays
-
 struct SwigluForward {
   float* out;
   const float* a;
@@ -70,14 +68,14 @@ MM_VEC_VARIANTS(swiglu_backward_range, SwigluBackward)
 void swiglu_forward(float* out, const float* a, const float* b, int64_t n) {
   const SwigluForward args{out, a, b};
   const auto kernel = swiglu_forward_range_kernel();
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { kernel(args, s, e); });
+  parallel_for(n, kMinChunkValues, [&](int64_t s, int64_t e) { kernel(args, s, e); });
 }
 
 void swiglu_backward(float* da, bool da_accumulate, float* db, bool db_accumulate, const float* dout,
                      const float* a, const float* b, int64_t n) {
   const SwigluBackward args{da, db, dout, a, b, da_accumulate, db_accumulate};
   const auto kernel = swiglu_backward_range_kernel();
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { kernel(args, s, e); });
+  parallel_for(n, kMinChunkValues, [&](int64_t s, int64_t e) { kernel(args, s, e); });
 }
 
 }  // namespace mm::cpu

@@ -80,6 +80,14 @@ MM_INLINE f32x16 vexp(f32x16 x) { return vexp_nonpositive(vmin(x, splat(88.0f)))
 // The scalar version of vexp for the last elements of a row (same formula, same results).
 MM_INLINE float sexp(float x) { return vexp(splat(x))[0]; }
 
+// Threads only pay off when each chunk of work is large enough: at least this many values per chunk.
+constexpr int64_t kMinChunkValues = 1 << 14;
+
+// Rows of `row_len` values per parallel chunk (at least one).
+inline int64_t rows_per_chunk(int64_t row_len) {
+  return row_len >= kMinChunkValues ? 1 : kMinChunkValues / (row_len > 0 ? row_len : 1);
+}
+
 template <class Args>
 using RangeKernel = void (*)(const Args&, int64_t, int64_t);
 
