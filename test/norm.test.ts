@@ -147,3 +147,14 @@ test('bad arguments give clear errors', () => {
   expect(() => rmsnorm(Tensor.zeros([2, 4]), Tensor.zeros([5]), EPS)).toThrow(/rmsnorm: the last dimension/);
   expect(() => addRmsnorm(Tensor.zeros([3, 4]), Tensor.zeros([2, 4]), Tensor.zeros([4]), EPS)).toThrow(/addRmsnorm/);
 });
+
+test('addRmsnorm(h, h): the same tensor as residual and x gets both gradients', () => {
+  const C = 24;
+  const x = randn(3 * C, 41);
+  const w = randn(C, 42);
+  const seed = randn(3 * C, 43);
+  const tx = leaf(x, [3, C]);
+  backward(addRmsnorm(tx, tx, Tensor.from(w, [C]), EPS).normed, Tensor.from(seed, [3, C]));
+  const ref = refRmsnormBackward(x.map((v) => 2 * v), w, seed, C);
+  expectClose(tx.grad!.toArray(), ref.dx.map((v) => 2 * v), 1e-5, 1e-4);
+});

@@ -85,3 +85,12 @@ test('only one input requiring a gradient', () => {
 test('mismatched shapes throw', () => {
   expect(() => swiglu(Tensor.zeros([2, 3]), Tensor.zeros([3, 2]))).toThrow(/swiglu: expected/);
 });
+
+test('the same tensor as both inputs gets both gradients', () => {
+  const a = randn(37, 8);
+  const dout = randn(37, 9);
+  const ta = leaf(a, [37]);
+  backward(swiglu(ta, ta), Tensor.from(dout, [37]));
+  const ref = refSwigluBackward(a, a, dout);
+  expectClose(ta.grad!.toArray(), ref.da.map((v, i) => v + ref.db[i]), 1e-6, 1e-5);
+});
