@@ -14,6 +14,7 @@ import { exportHf, halfToInterleavedRows, interleavedToHalfRows } from '../lib/i
 import { bytesToF32, readSafetensors } from '../lib/io/safetensors';
 import { readModelFolderStateDict, StateDict, v1TensorShapes } from '../lib/io/state-dict';
 import { expectClose, randn } from './helpers';
+import { sampleStateDict } from './io-helpers';
 
 const FIXTURES = path.join(__dirname, '..', '..', 'shared', 'fixtures', 'minimind');
 const V1_TOKENIZER = path.join(FIXTURES, 'v1_2024-10-15_6861d1a');
@@ -254,8 +255,7 @@ describe('RoPE row permutation', () => {
 describe('HF folder', () => {
   test('config, files, tensor names, no lm_head, tokenizer add_prefix_space aligned with tokenizer.json', () => {
     const cfg = resolveConfig({ dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2 }, 'test');
-    const sd: StateDict = new Map();
-    v1TensorShapes(cfg).forEach(([name, shape], t) => sd.set(name, { shape, data: randn(shape.reduce((a, b) => a * b, 1), t + 1) }));
+    const sd = sampleStateDict(cfg);
     sd.delete('output.weight'); // either tied key is enough
     const out = path.join(tmp, 'hf-v1');
     expect(exportHf(cfg, sd, V1_TOKENIZER, out).join(' ')).toMatch(/permuted/);
@@ -282,8 +282,7 @@ describe('HF folder', () => {
 
   test('MoE models are written as a minimind-native folder under v1 names', () => {
     const cfg = resolveConfig({ dim: 32, n_layers: 1, n_heads: 4, n_kv_heads: 2, vocab_size: 64, use_moe: true }, 'test');
-    const sd: StateDict = new Map();
-    v1TensorShapes(cfg).forEach(([name, shape], t) => sd.set(name, { shape, data: randn(shape.reduce((a, b) => a * b, 1), t + 1) }));
+    const sd = sampleStateDict(cfg);
     const out = path.join(tmp, 'hf-moe');
     expect(exportHf(cfg, sd, null, out).join(' ')).toMatch(/MoE/);
     const back = readModelFolderStateDict(out);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { resolveConfig } from '../lib/nn/config';
 import { exportGguf, f32ToF16, GgufValue, readGguf, writeGguf } from '../lib/io/gguf';
 import { halfToFloat } from '../lib/io/safetensors';
-import { StateDict, v1TensorShapes } from '../lib/io/state-dict';
+import { sampleStateDict } from './io-helpers';
 import { randn } from './helpers';
 
 const V1_TOKENIZER = path.join(__dirname, '..', '..', 'shared', 'fixtures', 'minimind', 'v1_2024-10-15_6861d1a');
@@ -100,8 +100,7 @@ describe('GGUF container', () => {
 
 describe('exportGguf metadata for the v1 tokenizer', () => {
   const cfg = resolveConfig({ dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2 }, 'test');
-  const sd: StateDict = new Map();
-  v1TensorShapes(cfg).forEach(([name, shape], t) => sd.set(name, { shape, data: randn(shape.reduce((a, b) => a * b, 1), t + 1) }));
+  const sd = sampleStateDict(cfg);
   const tokenizer = JSON.parse(fs.readFileSync(path.join(V1_TOKENIZER, 'tokenizer.json'), 'utf8'));
 
   test('the 23 keys of gguf.md in order, llama sizes, tokens/merges/types, tensors and F16 norms kept F32', () => {
@@ -129,11 +128,14 @@ describe('exportGguf metadata for the v1 tokenizer', () => {
     expect(v('general.file_type')).toEqual({ type: 'u32', value: 1 });
     expect(v('tokenizer.ggml.model')).toEqual({ type: 'string', value: 'gpt2' });
     expect(v('tokenizer.ggml.pre')).toEqual({ type: 'string', value: 'gpt-2' });
-    const tokens = v('tokenizer.ggml.tokens');
-    const types = v('tokenizer.ggml.token_type');
-    const merges = v('tokenizer.ggml.merges');
-    expect(tokens.type === 'array' && tokens.itemType).toBe('string');
-    expect(types.type === 'array' && types.itemType).toBe('i32');
+    const array = (k: string, itemType: string) => {
+      const a = v(k);
+      if (a.type !== 'array' || a.itemType !== itemType) throw new Error(`${k} is not an array of ${itemType}`);
+      return a;
+    };
+    const tokens = array('tokenizer.ggml.tokens', 'string');
+    const types = array('tokenizer.ggml.token_type', 'i32');
+    const merges = array('tokenizer.ggml.merges', 'string');
     expect(tokens.value.length).toBe(6400);
     expect(tokens.value.slice(0, 3)).toEqual(['<unk>', '<s>', '</s>']);
     for (const [text, id] of Object.entries(tokenizer.model.vocab as Record<string, number>)) if (tokens.value[id] !== text) throw new Error(`token ${id}`);
