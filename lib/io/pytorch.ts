@@ -45,32 +45,32 @@ class TorchDType {
 /** One storage: its raw bytes (little-endian after loading) and its element type. */
 class Storage {
   bytes: Uint8Array | null = null;
-  private asF32: Float32Array | null = null;
+  private asF32 = new Map<StorageDType, Float32Array>();
   constructor(readonly key: string, readonly dtype: StorageDType) {}
 
-  /** The whole storage as f32, converted once and shared by every tensor that views it. */
+  /** The whole storage read as `dtype`, in f32: converted once and shared by every tensor that views it. */
   f32(dtype: StorageDType): Float32Array {
-    if (this.asF32) return this.asF32;
-    const b = this.bytes!;
-    if (dtype === 'f32') {
-      const aligned = alignedTo(b, 4);
-      this.asF32 = new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 2);
-    } else if (dtype === 'f64') {
-      const aligned = alignedTo(b, 8);
-      this.asF32 = Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 3));
-    } else {
-      const aligned = alignedTo(b, 2);
-      const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 1);
-      if (dtype === 'f16') {
-        this.asF32 = Float32Array.from(u16, halfToFloat);
-      } else {
-        const u32 = new Uint32Array(u16.length);
-        for (let i = 0; i < u16.length; i++) u32[i] = u16[i] << 16; // bf16 is the top half of an f32
-        this.asF32 = new Float32Array(u32.buffer);
-      }
-    }
-    return this.asF32;
+    let out = this.asF32.get(dtype);
+    if (!out) this.asF32.set(dtype, (out = convertToF32(this.bytes!, dtype)));
+    return out;
   }
+}
+
+function convertToF32(b: Uint8Array, dtype: StorageDType): Float32Array {
+  if (dtype === 'f32') {
+    const aligned = alignedTo(b, 4);
+    return new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 2);
+  }
+  if (dtype === 'f64') {
+    const aligned = alignedTo(b, 8);
+    return Float32Array.from(new Float64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 3));
+  }
+  const aligned = alignedTo(b, 2);
+  const u16 = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 1);
+  if (dtype === 'f16') return Float32Array.from(u16, halfToFloat);
+  const u32 = new Uint32Array(u16.length);
+  for (let i = 0; i < u16.length; i++) u32[i] = u16[i] << 16; // bf16 is the top half of an f32
+  return new Float32Array(u32.buffer);
 }
 
 /** The bytes themselves if they start on an `align`-byte boundary, else an aligned copy (typed views need it). */
