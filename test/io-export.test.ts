@@ -70,7 +70,7 @@ function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
 }
 
 /** Rotates each head of v at position p: pairs (2i, 2i+1) for 'interleaved', (i, i + hd/2) for 'half'. */
-export function rope(v: Float64Array, p: number, hd: number, theta: number, style: 'interleaved' | 'half'): Float64Array {
+function rope(v: Float64Array, p: number, hd: number, theta: number, style: 'interleaved' | 'half'): Float64Array {
   const out = Float64Array.from(v);
   for (let h = 0; h < v.length / hd; h++) {
     for (let i = 0; i < hd / 2; i++) {
