@@ -1,8 +1,17 @@
 // Every CLI command; bin/cli.ts registers them with yargs. A new command adds one line here.
 import type { CommandModule } from 'yargs';
 import { benchCommand } from './bench';
+import { chatCommand } from './chat';
 import { dataCommand } from './data';
+import { demoCommand } from './demo';
+import { generateCommand } from './generate';
 import { infoCommand } from './info';
+import { exportCommand, importCommand } from './io';
+import { serveCommand } from './serve';
+import { trainCommand } from './train';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [infoCommand, benchCommand, dataCommand];
+export const commands: CommandModule<any, any>[] = [
+  infoCommand, demoCommand, dataCommand, trainCommand, generateCommand, chatCommand, serveCommand,
+  importCommand, exportCommand, benchCommand,
+];

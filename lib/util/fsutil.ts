@@ -33,3 +33,15 @@ export function writeDirAtomic(dir: string, build: (tmpDir: string) => void): vo
     throw e;
   }
 }
+
+/** A JSON object from a file, with errors that name the file. */
+export function readJsonObject(file: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: expected a JSON object`);
+  return raw as Record<string, unknown>;
+}
