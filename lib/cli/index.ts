@@ -4,8 +4,10 @@ import { benchCommand } from './bench';
 import { chatCommand } from './chat';
 import { dataCommand } from './data';
 import { demoCommand } from './demo';
+import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { infoCommand } from './info';
+import { plotCommand } from './plot';
 import { exportCommand, importCommand } from './io';
 import { serveCommand } from './serve';
 import { trainCommand } from './train';
@@ -13,5 +15,5 @@ import { trainCommand } from './train';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   infoCommand, demoCommand, dataCommand, trainCommand, generateCommand, chatCommand, serveCommand,
-  importCommand, exportCommand, benchCommand,
+  evalCommand, importCommand, exportCommand, plotCommand, benchCommand,
 ];
