@@ -1,0 +1,4 @@
+// The tokenizer package: load a Hugging Face byte-level BPE, encode/decode, chat templates, training, parallel encode.
+export type { ChatMessage, TextTokenizer } from './types';
+export { Tokenizer, type TokenizerSource } from './tokenizer';
+export { StreamDecoder } from './stream';
