@@ -2,3 +2,4 @@
 export type { ChatMessage, TextTokenizer } from './types';
 export { Tokenizer, type TokenizerSource } from './tokenizer';
 export { StreamDecoder } from './stream';
+export { EncodePool, encodeParallel, type FlatIds } from './parallel';
