@@ -1,0 +1,140 @@
+// BPE training with incremental pair counts (see bpe.h for the contract).
+//
+// State: every distinct word as a mutable symbol sequence with its count; for every adjacent pair its total count
+// (sum over words of occurrences x word count) and the list of words it occurs in (may hold duplicates and words
+// that no longer contain it: they are re-checked when used). A lazy max-heap orders pairs by (count desc, pair asc);
+// an entry whose count is out of date is re-pushed with the current count when popped. Merging pair (a, b) only
+// visits the words listed for it, rewrites their occurrences left to right, and adjusts the counts of the
+// neighbouring pairs that disappear (x,a), (b,y) and appear (x,ab), (ab,y). The total work is proportional to the
+// symbols that actually change, not to the corpus size times the number of merges.
+#include "bpe.h"
+
+#include <algorithm>
+#include <queue>
+#include <string>
+#include <unordered_map>
+
+namespace mm::cpu {
+namespace {
+
+uint64_t pair_key(int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
+
+struct HeapEntry {
+  double count;
+  uint64_t key;
+  // std::priority_queue pops the largest: larger count first, then the smaller key.
+  bool operator<(const HeapEntry& o) const { return count != o.count ? count < o.count : key > o.key; }
+};
+
+struct PairStats {
+  double count = 0;
+  std::vector<int32_t> words;
+};
+
+}  // namespace
+
+std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, const double* counts, int64_t n_words,
+                                int32_t first_byte_id, const uint8_t* byte_of, int32_t vocab_size,
+                                const std::function<void(int32_t)>& progress) {
+  // Token byte strings, to find merges that spell an existing token.
+  std::vector<std::string> token_bytes(first_byte_id + 256);
+  std::unordered_map<std::string, int32_t> token_id;
+  for (int i = 0; i < 256; i++) {
+    token_bytes[first_byte_id + i] = std::string(1, static_cast<char>(byte_of[i]));
+    token_id.emplace(token_bytes[first_byte_id + i], first_byte_id + i);
+  }
+
+  std::vector<std::vector<int32_t>> words(n_words);
+  for (int64_t w = 0; w < n_words; w++) words[w].assign(symbols + offsets[w], symbols + offsets[w + 1]);
+
+  std::unordered_map<uint64_t, PairStats> pairs;
+  for (int64_t w = 0; w < n_words; w++) {
+    const auto& s = words[w];
+    for (size_t i = 0; i + 1 < s.size(); i++) {
+      PairStats& p = pairs[pair_key(s[i], s[i + 1])];
+      p.count += counts[w];
+      if (p.words.empty() || p.words.back() != w) p.words.push_back(static_cast<int32_t>(w));
+    }
+  }
+  std::priority_queue<HeapEntry> heap;
+  for (const auto& [key, p] : pairs) heap.push({p.count, key});
+
+  std::vector<BpeMerge> merges;
+  int32_t next_id = first_byte_id + 256;
+  int32_t vocab = next_id;
+  std::vector<uint64_t> grown;  // pairs whose count rose during one merge (pushed afresh afterwards)
+  std::vector<int32_t> rewritten;
+  const int32_t report_every = std::max(1, (vocab_size - vocab) / 200);
+
+  while (vocab < vocab_size && !heap.empty()) {
+    const HeapEntry top = heap.top();
+    heap.pop();
+    auto it = pairs.find(top.key);
+    if (it == pairs.end() || it->second.count <= 0) continue;
+    if (it->second.count != top.count) {  // out of date: re-queue with the current count
+      heap.push({it->second.count, top.key});
+      continue;
+    }
+    const int32_t a = static_cast<int32_t>(top.key >> 32), b = static_cast<int32_t>(top.key & 0xffffffffu);
+    std::string merged_bytes = token_bytes[a] + token_bytes[b];
+    int32_t z;
+    auto existing = token_id.find(merged_bytes);
+    if (existing != token_id.end()) {
+      z = existing->second;
+    } else {
+      z = next_id++;
+      vocab++;
+      token_bytes.push_back(merged_bytes);
+      token_id.emplace(std::move(merged_bytes), z);
+    }
+    merges.push_back({a, b, z});
+
+    std::vector<int32_t> where = std::move(it->second.words);
+    pairs.erase(it);
+    auto add = [&](int32_t x, int32_t y, double delta, int32_t w) {
+      PairStats& p = pairs[pair_key(x, y)];
+      p.count += delta;
+      if (delta > 0) {
+        if (p.words.empty() || p.words.back() != w) p.words.push_back(w);
+        grown.push_back(pair_key(x, y));
+      }
+    };
+    for (int32_t w : where) {
+      auto& s = words[w];
+      const double c = counts[w];
+      rewritten.clear();
+      bool changed = false;
+      for (size_t i = 0; i < s.size();) {
+        if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
+          changed = true;
+          if (!rewritten.empty()) {
+            const int32_t x = rewritten.back();
+            add(x, a, -c, w);
+            add(x, z, c, w);
+          }
+          if (i + 2 < s.size()) {
+            add(b, s[i + 2], -c, w);
+            add(z, s[i + 2], c, w);
+          }
+          rewritten.push_back(z);
+          i += 2;
+        } else {
+          rewritten.push_back(s[i]);
+          i++;
+        }
+      }
+      if (changed) s = rewritten;
+    }
+    pairs.erase(top.key);  // the (a, b) entries re-created above by neighbouring updates are all consumed
+    for (uint64_t key : grown) {
+      auto g = pairs.find(key);
+      if (g != pairs.end() && g->second.count > 0) heap.push({g->second.count, key});
+    }
+    grown.clear();
+    if (static_cast<int32_t>(merges.size()) % report_every == 0) progress(static_cast<int32_t>(merges.size()));
+  }
+  progress(static_cast<int32_t>(merges.size()));
+  return merges;
+}
+
+}  // namespace mm::cpu
