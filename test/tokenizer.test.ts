@@ -2,8 +2,8 @@
 // package, a dev dependency used only as an oracle) on a large deterministic corpus of awkward text.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tokenizer } from '../lib/tokenizer';
-import { GPT2_SPLIT } from '../lib/tokenizer/pretokenize';
+import { encodeParallel, Tokenizer } from '../lib/tokenizer';
+import { rng } from '../bench/tokenizer';
 import { makeCorpus } from './tokenizer-corpus';
 
 const FIXTURES = path.join(__dirname, '../../shared/fixtures/minimind');
@@ -49,4 +49,100 @@ describe.each(Object.keys(DIRS))('%s tokenizer', (name) => {
       expect(tok.decode(ids)).toBe(await oracle.decode(expected, false));
     }
   });
+});
+
+describe('variants of the v1 file vs Hugging Face tokenizers', () => {
+  const v1Dir = path.join(FIXTURES, DIRS.v1);
+  const base = JSON.parse(fs.readFileSync(path.join(v1Dir, 'tokenizer.json'), 'utf8'));
+  const texts = makeCorpus(99, 250);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const variants: [string, (j: any) => void][] = [
+    ['add_prefix_space true', (j) => { j.pre_tokenizer.add_prefix_space = true; }],
+    ['lstrip/rstrip/single_word added tokens, a normalized added token', (j) => {
+      j.added_tokens[1].lstrip = true;
+      j.added_tokens[2].rstrip = true;
+      j.added_tokens.push({ id: 6400, content: 'fox', single_word: true, lstrip: false, rstrip: false, normalized: false, special: false });
+      j.added_tokens.push({ id: 6401, content: '</s></s>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
+    }],
+    ['Sequence [Split(regex), ByteLevel(use_regex false)]', (j) => {
+      j.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+        { type: 'Split', pattern: { Regex: ' ?\\p{L}+|\\p{N}{1,3}| ?[^\\p{L}\\p{N}]+' }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] };
+    }],
+  ];
+  test.each(variants)('%s', async (_name, change) => {
+    const json = structuredClone(base);
+    change(json);
+    const text = JSON.stringify(json);
+    const tok = new Tokenizer({ tokenizerJson: text, configJson: null, name: 'variant' });
+    const oracle = hf.Tokenizer.fromString(text);
+    for (const t of texts) {
+      const expected = (await oracle.encode(t, null, { addSpecialTokens: false })).getIds();
+      const ids = tok.encode(t);
+      if (ids.join() !== expected.join()) expect({ t: JSON.stringify(t).slice(0, 4000), ids }).toEqual({ t, ids: expected });
+    }
+  });
+});
+
+describe('decoding', () => {
+  const tok = Tokenizer.load(path.join(FIXTURES, DIRS.minimind3_latest));
+  const oracle = hf.Tokenizer.fromFile(path.join(FIXTURES, DIRS.minimind3_latest, 'tokenizer.json'));
+  const r = rng(5);
+  const randomIds = (n: number) => Array.from({ length: n }, () => Math.floor(r() * tok.vocabSize));
+
+  test('random id sequences (broken UTF-8 included) decode like Hugging Face', async () => {
+    for (let i = 0; i < 300; i++) {
+      const ids = randomIds(1 + Math.floor(r() * 40));
+      expect(tok.decode(ids)).toBe(await oracle.decode(ids, false));
+    }
+    expect(tok.decode([999999, 5])).toBe(await oracle.decode([999999, 5], false)); // unknown ids are skipped
+  });
+
+  test('the stream decoder emits whole characters only and adds up to decode()', () => {
+    /** Pushes ids one by one; returns the pieces, checking that they add up to decode(ids). */
+    const streamed = (ids: number[]) => {
+      const stream = tok.createStreamDecoder();
+      const pieces = ids.map((id) => stream.push(id));
+      pieces.push(stream.flush());
+      if (pieces.join('') !== tok.decode(ids)) expect(pieces.join('')).toBe(tok.decode(ids));
+      return pieces;
+    };
+    const wellFormed = (s: string) => s === Buffer.from(s, 'utf8').toString('utf8'); // no lone surrogates
+    for (const text of makeCorpus(17, 200)) {
+      const pieces = streamed(tok.encode(text));
+      if (!pieces.every(wellFormed)) expect(pieces).toEqual(pieces.map((p) => Buffer.from(p, 'utf8').toString()));
+      // Text without lone surrogates or U+FFFD of its own never streams a U+FFFD.
+      if (!/[\ud800-\udfff\ufffd]/.test(text.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''))) {
+        expect(pieces.filter((p) => p.includes('\ufffd'))).toEqual([]);
+      }
+    }
+    for (let i = 0; i < 300; i++) streamed(randomIds(1 + Math.floor(r() * 30)));
+    // "😀" is 4 bytes spread over several tokens: nothing comes out until the last one.
+    const emoji = tok.encode('😀');
+    expect(emoji.length).toBeGreaterThan(1);
+    const stream = tok.createStreamDecoder();
+    expect(emoji.map((id) => stream.push(id))).toEqual([...emoji.slice(1).map(() => ''), '😀']);
+  });
+});
+
+describe('loading', () => {
+  test('a tokenizer.json file path, special ids from the config, clear errors', () => {
+    const dir = path.join(FIXTURES, DIRS['minimind2_2025-04-26']);
+    const tok = Tokenizer.load(path.join(dir, 'tokenizer.json'));
+    expect([tok.bosId, tok.eosId, tok.padId, tok.unkId]).toEqual([1, 2, 0, 0]);
+    const v1 = Tokenizer.load(path.join(FIXTURES, DIRS.v1));
+    expect([v1.bosId, v1.eosId, v1.padId, v1.unkId]).toEqual([1, 2, -1, 0]); // v1's pad_token is null
+    expect(() => new Tokenizer({ tokenizerJson: '{"model": {"type": "Unigram"}}', configJson: null, name: 'x.json' }))
+      .toThrow('x.json: model.type is "Unigram"; only BPE is supported');
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+    json.model.merges[7] = 'nospace';
+    expect(() => new Tokenizer({ tokenizerJson: JSON.stringify(json), configJson: null, name: 'y.json' }))
+      .toThrow('model.merges[7]: "nospace" is not "left right"');
+  });
+});
+
+test('encodeParallel (worker threads) equals encode', async () => {
+  const tok = Tokenizer.load(path.join(FIXTURES, DIRS.v1));
+  const texts = makeCorpus(3, 300);
+  expect(await encodeParallel(tok, texts, 2)).toEqual(tok.encodeBatch(texts));
 });

@@ -27,8 +27,17 @@ export interface AddedToken {
 export type Segment = { id: number; text?: undefined } | { id?: undefined; text: string };
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const isWordChar = (c: string) => /[\p{L}\p{N}_]/u.test(c);
-const isSpace = (c: string) => /\s/u.test(c);
+// The Rust regex crate's Unicode `\w` and `\s`, which Hugging Face uses for single_word, lstrip and rstrip.
+const WORD = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]/u;
+const isWordChar = (c: string) => WORD.test(c);
+/** The character (a whole surrogate pair when there is one) that ends just before index i. */
+function charBefore(s: string, i: number): string {
+  const low = s.charCodeAt(i - 1);
+  const high = i >= 2 ? s.charCodeAt(i - 2) : 0;
+  return low >= 0xdc00 && low <= 0xdfff && high >= 0xd800 && high <= 0xdbff ? s.slice(i - 2, i) : s[i - 1];
+}
+const SPACE = new RegExp(`[${WS}]`);
+const isSpace = (c: string) => SPACE.test(c);
 
 /** Cuts added tokens out of text. */
 export class AddedTokenSplitter {
@@ -65,8 +74,8 @@ export class AddedTokenSplitter {
       let start = m.index;
       let stop = start + m[0].length;
       if (token.singleWord) {
-        const wordBefore = start > 0 && isWordChar(text[start - 1]);
-        const wordAfter = stop < text.length && isWordChar(text[stop]);
+        const wordBefore = start > 0 && isWordChar(charBefore(text, start));
+        const wordAfter = stop < text.length && isWordChar(String.fromCodePoint(text.codePointAt(stop)!));
         if (wordBefore || wordAfter) continue;
       }
       if (token.lstrip) while (start > done && isSpace(text[start - 1])) start--;
