@@ -29,6 +29,65 @@ struct HeapEntry {
 struct PairStats {
   double count = 0;
   std::vector<int32_t> words;
+  int32_t grown_at = -1;  // the merge step that last raised the count (so it is queued once per step)
+};
+
+// Pair key → PairStats, open addressing with linear probing over flat arrays (std::unordered_map's node per
+// entry made the count updates, four per rewritten occurrence, the bottleneck). Entries are never removed: a
+// merged pair keeps its slot with count 0, which the merge loop skips.
+class PairMap {
+ public:
+  PairMap() : keys_(1 << 16, kEmpty), slots_(1 << 16, -1) {}
+
+  PairStats& operator[](uint64_t key) {
+    size_t i = probe(key);
+    if (keys_[i] == key) return stats_[slots_[i]];
+    if ((stats_.size() + 1) * 2 > keys_.size()) {
+      grow();
+      i = probe(key);
+    }
+    keys_[i] = key;
+    slots_[i] = static_cast<int32_t>(stats_.size());
+    stats_.emplace_back();
+    return stats_.back();
+  }
+
+  PairStats* find(uint64_t key) {
+    const size_t i = probe(key);
+    return keys_[i] == key ? &stats_[slots_[i]] : nullptr;
+  }
+
+  template <typename F>
+  void for_each(F&& f) const {
+    for (size_t i = 0; i < keys_.size(); i++)
+      if (keys_[i] != kEmpty) f(keys_[i], stats_[slots_[i]]);
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  std::vector<uint64_t> keys_;
+  std::vector<int32_t> slots_;
+  std::vector<PairStats> stats_;
+
+  size_t probe(uint64_t key) const {
+    const size_t mask = keys_.size() - 1;
+    size_t i = static_cast<size_t>((key * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+    while (keys_[i] != kEmpty && keys_[i] != key) i = (i + 1) & mask;
+    return i;
+  }
+
+  void grow() {
+    std::vector<uint64_t> old_keys(keys_.size() * 2, kEmpty);
+    std::vector<int32_t> old_slots(keys_.size() * 2, -1);
+    old_keys.swap(keys_);
+    old_slots.swap(slots_);
+    for (size_t j = 0; j < old_keys.size(); j++) {
+      if (old_keys[j] == kEmpty) continue;
+      const size_t i = probe(old_keys[j]);
+      keys_[i] = old_keys[j];
+      slots_[i] = old_slots[j];
+    }
+  }
 };
 
 }  // namespace
@@ -47,7 +106,7 @@ std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, 
   std::vector<std::vector<int32_t>> words(n_words);
   for (int64_t w = 0; w < n_words; w++) words[w].assign(symbols + offsets[w], symbols + offsets[w + 1]);
 
-  std::unordered_map<uint64_t, PairStats> pairs;
+  PairMap pairs;
   for (int64_t w = 0; w < n_words; w++) {
     const auto& s = words[w];
     for (size_t i = 0; i + 1 < s.size(); i++) {
@@ -57,22 +116,22 @@ std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, 
     }
   }
   std::priority_queue<HeapEntry> heap;
-  for (const auto& [key, p] : pairs) heap.push({p.count, key});
+  pairs.for_each([&](uint64_t key, const PairStats& p) { heap.push({p.count, key}); });
 
   std::vector<BpeMerge> merges;
   int32_t next_id = first_byte_id + 256;
   int32_t vocab = next_id;
-  std::vector<uint64_t> grown;  // pairs whose count rose during one merge (pushed afresh afterwards)
+  std::vector<uint64_t> grown;  // pairs whose count rose during one merge (queued afresh afterwards, once each)
   std::vector<int32_t> rewritten;
   const int32_t report_every = std::max(1, (vocab_size - vocab) / 200);
 
   while (vocab < vocab_size && !heap.empty()) {
     const HeapEntry top = heap.top();
     heap.pop();
-    auto it = pairs.find(top.key);
-    if (it == pairs.end() || it->second.count <= 0) continue;
-    if (it->second.count != top.count) {  // out of date: re-queue with the current count
-      heap.push({it->second.count, top.key});
+    PairStats* best = pairs.find(top.key);
+    if (best == nullptr || best->count <= 0) continue;
+    if (best->count != top.count) {  // out of date: re-queue with the current count
+      heap.push({best->count, top.key});
       continue;
     }
     const int32_t a = static_cast<int32_t>(top.key >> 32), b = static_cast<int32_t>(top.key & 0xffffffffu);
@@ -88,15 +147,19 @@ std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, 
       token_id.emplace(std::move(merged_bytes), z);
     }
     merges.push_back({a, b, z});
+    const int32_t step = static_cast<int32_t>(merges.size());
 
-    std::vector<int32_t> where = std::move(it->second.words);
-    pairs.erase(it);
+    std::vector<int32_t> where = std::move(best->words);
+    best->words = {};
     auto add = [&](int32_t x, int32_t y, double delta, int32_t w) {
       PairStats& p = pairs[pair_key(x, y)];
       p.count += delta;
       if (delta > 0) {
         if (p.words.empty() || p.words.back() != w) p.words.push_back(w);
-        grown.push_back(pair_key(x, y));
+        if (p.grown_at != step) {
+          p.grown_at = step;
+          grown.push_back(pair_key(x, y));
+        }
       }
     };
     for (int32_t w : where) {
@@ -125,10 +188,13 @@ std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, 
       }
       if (changed) s = rewritten;
     }
-    pairs.erase(top.key);  // the (a, b) entries re-created above by neighbouring updates are all consumed
+    // Every occurrence of (a, b) is gone (the updates above only subtracted from it): retire the pair.
+    PairStats& done = pairs[top.key];
+    done.count = 0;
+    done.words = {};
     for (uint64_t key : grown) {
-      auto g = pairs.find(key);
-      if (g != pairs.end() && g->second.count > 0) heap.push({g->second.count, key});
+      const PairStats* g = pairs.find(key);
+      if (g->count > 0) heap.push({g->count, key});
     }
     grown.clear();
     if (static_cast<int32_t>(merges.size()) % report_every == 0) progress(static_cast<int32_t>(merges.size()));
