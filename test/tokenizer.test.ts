@@ -146,3 +146,49 @@ test('encodeParallel (worker threads) equals encode', async () => {
   const texts = makeCorpus(3, 300);
   expect(await encodeParallel(tok, texts, 2)).toEqual(tok.encodeBatch(texts));
 });
+
+describe('chat templates without rendered fixtures (expected strings read off the templates, spec §2.3)', () => {
+  const withConfig = (tokenizerDir: string, configDir: string) => new Tokenizer({
+    tokenizerJson: fs.readFileSync(path.join(FIXTURES, tokenizerDir, 'tokenizer.json'), 'utf8'),
+    configJson: fs.readFileSync(path.join(FIXTURES, configDir, 'tokenizer_config.json'), 'utf8'),
+    name: configDir,
+  });
+
+  test('MiniMind2 2025-02-09: <s>system block with the default system prompt', () => {
+    const tok = withConfig(DIRS.v1, 'minimind2_2025-02-09_58e3af0');
+    expect(tok.applyChatTemplate([{ role: 'user', content: '你好' }], true))
+      .toBe('<s>system\n你是 MiniMind，是一个有用的人工智能助手。</s>\n<s>user\n你好</s>\n<s>assistant\n');
+    expect(tok.padId).toBe(0);
+  });
+
+  test('MiniMind2 2025-10-17: enable_thinking=false, tools, tool calls and tool responses', () => {
+    const tok = withConfig(DIRS['minimind2_2025-04-26'], 'minimind2_2025-10-17_4e35fb9');
+    expect(tok.applyChatTemplate([{ role: 'user', content: '你好' }], true, { enable_thinking: false })).toBe(
+      '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n' +
+      '<|im_start|>assistant\n<think>\n\n</think>\n\n');
+    const tools = [{ type: 'function', function: { name: 'f', parameters: {} } }];
+    const messages = [
+      { role: 'user', content: '天气?' },
+      { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: { city: '北京' } } }] },
+      { role: 'tool', content: '晴' },
+    ];
+    expect(tok.applyChatTemplate(messages, true, { tools })).toBe(
+      '<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' +
+      'You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n' +
+      '{"type": "function", "function": {"name": "f", "parameters": {}}}\n</tools>\n\n' +
+      'For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n' +
+      '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n' +
+      '<|im_start|>user\n天气?<|im_end|>\n' +
+      '<|im_start|>assistant\n<tool_call>\n{"name": "f", "arguments": {"city": "北京"}}\n</tool_call><|im_end|>\n' +
+      '<|im_start|>user\n<tool_response>\n晴\n</tool_response><|im_end|>\n<|im_start|>assistant\n');
+  });
+
+  test('minimind-3: open_thinking and reasoning_content', () => {
+    const tok = Tokenizer.load(path.join(FIXTURES, DIRS.minimind3_latest));
+    expect(tok.applyChatTemplate([{ role: 'user', content: 'Q' }], true, { open_thinking: true }))
+      .toBe('<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\n');
+    const messages = [{ role: 'user', content: 'Q' }, { role: 'assistant', content: 'A', reasoning_content: '\nR\n' }];
+    expect(tok.applyChatTemplate(messages, false))
+      .toBe('<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nR\n</think>\n\nA<|im_end|>\n');
+  });
+});
