@@ -122,7 +122,6 @@ std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, 
   int32_t next_id = first_byte_id + 256;
   int32_t vocab = next_id;
   std::vector<uint64_t> grown;  // pairs whose count rose during one merge (queued afresh afterwards, once each)
-  std::vector<int32_t> rewritten;
   const int32_t report_every = std::max(1, (vocab_size - vocab) / 200);
 
   while (vocab < vocab_size && !heap.empty()) {
@@ -164,29 +163,30 @@ std::vector<BpeMerge> bpe_train(const int32_t* symbols, const int64_t* offsets, 
     };
     for (int32_t w : where) {
       auto& s = words[w];
+      const size_t n = s.size();
+      size_t i = 0;
+      while (i + 1 < n && !(s[i] == a && s[i + 1] == b)) i++;
+      if (i + 1 >= n) continue;  // a stale entry: the word no longer holds (a, b)
+      // Rewrite in place from the first occurrence: `out` (written) never passes `i` (read).
       const double c = counts[w];
-      rewritten.clear();
-      bool changed = false;
-      for (size_t i = 0; i < s.size();) {
-        if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
-          changed = true;
-          if (!rewritten.empty()) {
-            const int32_t x = rewritten.back();
-            add(x, a, -c, w);
-            add(x, z, c, w);
+      size_t out = i;
+      while (i < n) {
+        if (i + 1 < n && s[i] == a && s[i + 1] == b) {
+          if (out > 0) {
+            add(s[out - 1], a, -c, w);
+            add(s[out - 1], z, c, w);
           }
-          if (i + 2 < s.size()) {
+          if (i + 2 < n) {
             add(b, s[i + 2], -c, w);
             add(z, s[i + 2], c, w);
           }
-          rewritten.push_back(z);
+          s[out++] = z;
           i += 2;
         } else {
-          rewritten.push_back(s[i]);
-          i++;
+          s[out++] = s[i++];
         }
       }
-      if (changed) s = rewritten;
+      s.resize(out);
     }
     // Every occurrence of (a, b) is gone (the updates above only subtracted from it): retire the pair.
     PairStats& done = pairs[top.key];
