@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { Tokenizer } from '../lib/tokenizer/tokenizer';
 import { EncodePool } from '../lib/tokenizer/parallel';
+import { trainTokenizer } from '../lib/tokenizer/train';
+import { root } from '../lib/native';
 
 /** A small deterministic PRNG (mulberry32), for generated corpora. */
 export function rng(seed: number): () => number {
@@ -50,7 +52,7 @@ export function makeBenchText(seed: number, bytes: number): string {
 }
 
 export interface TokenizerBenchOptions {
-  /** tokenizer folder or tokenizer.json; default: the MiniMind v1 fixture when the repo has ../shared, else required. */
+  /** tokenizer folder or tokenizer.json; default: MiniMind v1's (../shared fixtures) or one trained on the fly. */
   tokenizer?: string;
   /** MB of text (default 4). */
   mb?: number;
@@ -79,17 +81,32 @@ export interface TokenizerBenchResult {
   identical: boolean | null;
 }
 
+/** MiniMind v1's tokenizer when the repo has ../shared fixtures next to it, else one trained here on 2 MB of
+ *  generated text (a different seed from the measured text). */
+async function defaultTokenizer(say: (s: string) => void): Promise<string> {
+  const fixture = path.join(root, '../shared/fixtures/minimind/v1_2024-10-15_6861d1a');
+  if (fs.existsSync(fixture)) return fixture;
+  const dir = path.join(os.tmpdir(), 'minimind-bench-tokenizer');
+  if (!fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+    say(`training a 6400-token tokenizer for the benchmark in ${dir}`);
+    const text = makeBenchText(1, 2e6);
+    const file = path.join(os.tmpdir(), 'minimind-bench-tokenizer.txt');
+    fs.writeFileSync(file, text);
+    await trainTokenizer({ files: [file], vocabSize: 6400, out: dir });
+    fs.rmSync(file);
+  }
+  return dir;
+}
+
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 export async function benchTokenizer(opts: TokenizerBenchOptions = {}): Promise<TokenizerBenchResult> {
-  const fixture = path.join(__dirname, '../../shared/fixtures/minimind/v1_2024-10-15_6861d1a');
-  const source = opts.tokenizer ?? (fs.existsSync(fixture) ? fixture : undefined);
-  if (source === undefined) throw new Error('bench tokenizer: pass a tokenizer folder or tokenizer.json');
   const mb = opts.mb ?? 4;
   const docChars = opts.docChars ?? 2000;
   const threads = opts.threads ?? os.availableParallelism();
   const print = opts.print ?? true;
   const say = (s: string) => { if (print) console.log(s); };
+  const source = opts.tokenizer ?? (await defaultTokenizer(say));
 
   const text = makeBenchText(7, mb * 1e6);
   const docs: string[] = [];
