@@ -19,7 +19,7 @@ export interface FlatIds {
 /** Texts per chunk is chosen so that a chunk holds about this many UTF-16 units (enough to hide messaging). */
 const CHUNK_CHARS = 1 << 18;
 
-// The worker's code. Under ts-jest-like runs the tokenizer module is a .ts file: then the worker transpiles
+// The worker's code. Under jest the tokenizer module is a .ts file: then the worker transpiles
 // TypeScript with @swc/core (a dev dependency); the built package loads plain .js and never needs it.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');

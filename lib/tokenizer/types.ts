@@ -4,6 +4,8 @@
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | string;
   content: string;
+  /** Fields some templates read (reasoning_content, tool_calls, ...). */
+  [field: string]: unknown;
 }
 
 export interface TextTokenizer {
