@@ -10,10 +10,11 @@ import { infoCommand } from './info';
 import { plotCommand } from './plot';
 import { exportCommand, importCommand } from './io';
 import { serveCommand } from './serve';
+import { tokenizerCommand } from './tokenizer';
 import { trainCommand } from './train';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
-  infoCommand, demoCommand, dataCommand, trainCommand, generateCommand, chatCommand, serveCommand,
+  infoCommand, demoCommand, tokenizerCommand, dataCommand, trainCommand, generateCommand, chatCommand, serveCommand,
   evalCommand, importCommand, exportCommand, plotCommand, benchCommand,
 ];
