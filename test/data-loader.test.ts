@@ -7,9 +7,9 @@ import { openLoader, type Batch, type DataLoader, type LoaderOptions } from '../
 import { prepareData } from '../lib/data/prepare';
 import { SampleBuilder } from '../lib/data/samples';
 import { writeDemoData, type DemoFiles } from '../lib/demo';
-import { hfTokenizerLoader, loadHfTokenizer, V1_TOKENIZER_DIR } from './hf-tokenizer';
+import { testTokenizerLoader, loadTokenizer, V1_TOKENIZER_DIR } from './data-tokenizers';
 
-const v1 = loadHfTokenizer(V1_TOKENIZER_DIR);
+const v1 = loadTokenizer(V1_TOKENIZER_DIR);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'data-loader-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
   demo = { ...demo, sft: head(demo.sft, 150), dpo: head(demo.dpo, 60) };
   for (const stage of ['pretrain', 'sft', 'dpo'] as const) {
     await prepareData({ stage, data: demo[stage], tokenizerDir: V1_TOKENIZER_DIR, out: prepared[stage],
-      maxSeqLen: SEQ + 1, threads: 0, tokenizerLoader: hfTokenizerLoader });
+      maxSeqLen: SEQ + 1, threads: 0, tokenizerLoader: testTokenizerLoader });
   }
 });
 

@@ -11,10 +11,10 @@ import { prepareData, type PrepareOptions } from '../lib/data/prepare';
 import { parsePythonLiteral, parseRecord, splitCsv } from '../lib/data/records';
 import { RecordStream } from '../lib/data/source';
 import { assistantTurnsMask, SampleBuilder, v1LastAnswerMask, type SkippedRecord } from '../lib/data/samples';
-import { FORMAT_SAMPLES_DIR, hfTokenizerLoader, loadHfTokenizer, MINIMIND2_TOKENIZER_DIR,
-  V1_TOKENIZER_DIR } from './hf-tokenizer';
+import { FORMAT_SAMPLES_DIR, testTokenizerLoader, loadTokenizer, MINIMIND2_TOKENIZER_DIR,
+  V1_TOKENIZER_DIR } from './data-tokenizers';
 
-const v1 = loadHfTokenizer(V1_TOKENIZER_DIR);
+const v1 = loadTokenizer(V1_TOKENIZER_DIR);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'data-prepare-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -26,7 +26,7 @@ const write = (name: string, text: string) => {
 };
 // Inline tokenisation by default (starting workers costs ~0.5 s); the tests that pass `threads` use workers.
 const prepare = (options: Omit<PrepareOptions, 'tokenizerDir'> & { tokenizerDir?: string }) =>
-  prepareData({ tokenizerDir: V1_TOKENIZER_DIR, tokenizerLoader: hfTokenizerLoader, threads: 0, ...options });
+  prepareData({ tokenizerDir: V1_TOKENIZER_DIR, tokenizerLoader: testTokenizerLoader, threads: 0, ...options });
 const u16 = (file: string) => {
   const b = fs.readFileSync(file);
   return Array.from({ length: b.length / 2 }, (_, i) => b.readUInt16LE(2 * i));
@@ -149,7 +149,7 @@ describe('loss masks', () => {
   });
 
   test('MiniMind2 ChatML tokenizer: the targets are exactly each answer + <|im_end|> + newline', () => {
-    const tok = loadHfTokenizer(MINIMIND2_TOKENIZER_DIR);
+    const tok = loadTokenizer(MINIMIND2_TOKENIZER_DIR);
     const messages = [{ role: 'system', content: '你是助手。' }, { role: 'user', content: '1+1?' },
       { role: 'assistant', content: '2' }, { role: 'user', content: 'Color of sky?' },
       { role: 'assistant', content: 'Blue.' }];
@@ -267,8 +267,8 @@ describe('data prepare', () => {
       } })).rejects.toThrow('disk full (simulated)');
     expect(fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f)).toString('hex'))).toEqual(before);
     // A worker that fails is an error too, with no files left.
-    await expect(prepare({ stage: 'pretrain', data, out, threads: 2, tokenizerLoader: { module: hfTokenizerLoader.module,
-      exportPath: 'loadHfTokenizerOnlyOnMainThread' } })).rejects.toThrow(/simulated worker failure/);
+    await expect(prepare({ stage: 'pretrain', data, out, threads: 2, tokenizerLoader: { module: testTokenizerLoader.module,
+      exportPath: 'loadTokenizerOnlyOnMainThread' } })).rejects.toThrow(/simulated worker failure/);
     expect(fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f)).toString('hex'))).toEqual(before);
   });
 
@@ -293,7 +293,7 @@ describe('data prepare', () => {
     try {
       await yargs(['data', 'prepare', '--stage', 'sft', '--data', sample('tiny_sft.jsonl'), '--tokenizer',
         V1_TOKENIZER_DIR, '--out', out, '--max-seq-len', '64', '--threads', '1',
-        '--tokenizer-loader', `${hfTokenizerLoader.module}#${hfTokenizerLoader.exportPath}`])
+        '--tokenizer-loader', `${testTokenizerLoader.module}#${testTokenizerLoader.exportPath}`])
         .option('threads', { type: 'number' }).command(dataCommand).strict().parseAsync();
       expect(log.mock.calls.flat().join('\n')).toMatch(/3 samples, 192 tokens, 0 skipped.*MB\/s with 1 threads/);
       expect(readHeader(out).header.counts.rows).toBe(3);
