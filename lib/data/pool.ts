@@ -2,12 +2,12 @@
 // resolves with its result; callers keep results in input order themselves. With 0 threads the batches run
 // inline on the calling thread through the same code path (processBatch).
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { processBatch, SampleBuilder, type BatchJob, type BatchResult } from './samples';
 import { loadTokenizerWith } from './tokenizer-loader';
 import type { WorkerInit, WorkerReply } from './worker';
+import { startModuleWorker } from '../util/worker';
 
 interface Pending {
   resolve: (r: BatchResult) => void;
@@ -34,7 +34,7 @@ export class BatchPool {
       return;
     }
     for (let t = 0; t < threads; t++) {
-      const worker = startWorker(path.join(__dirname, 'worker'), init);
+      const worker = startModuleWorker(path.join(__dirname, 'worker'), init);
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (reply: WorkerReply) => {
         slot.busy--;
@@ -76,20 +76,3 @@ export class BatchPool {
   }
 }
 
-/**
- * Starts worker.js, or worker.ts when running from TypeScript sources (jest, ts scripts): Node 20 cannot run
- * .ts, so the thread first installs a require hook that compiles .ts with @swc/core (a dev dependency).
- */
-function startWorker(base: string, init: WorkerInit): Worker {
-  if (fs.existsSync(`${base}.js`)) return new Worker(`${base}.js`, { workerData: init });
-  const file = `${base}.ts`;
-  const swc = createRequire(file).resolve('@swc/core');
-  const bootstrap = `
-    const fs = require('node:fs');
-    const { transformSync } = require(${JSON.stringify(swc)});
-    require.extensions['.ts'] = (module, filename) => module._compile(transformSync(fs.readFileSync(filename, 'utf8'),
-      { filename, jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }).code,
-      filename);
-    require(${JSON.stringify(file)});`;
-  return new Worker(bootstrap, { eval: true, workerData: init });
-}

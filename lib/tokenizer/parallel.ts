@@ -7,7 +7,9 @@
 //   await pool.close();
 // or, for one call: `await encodeParallel(tokenizer, texts, threads)` → number[][].
 import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import * as path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../util/worker';
 import type { Tokenizer } from './tokenizer';
 
 /** Concatenated ids of several texts: text i is ids[offsets[i] .. offsets[i + 1]). */
@@ -19,37 +21,6 @@ export interface FlatIds {
 /** Texts per chunk is chosen so that a chunk holds about this many UTF-16 units (enough to hide messaging). */
 const CHUNK_CHARS = 1 << 18;
 
-// The worker's code. Under jest the tokenizer module is a .ts file: then the worker transpiles
-// TypeScript with @swc/core (a dev dependency); the built package loads plain .js and never needs it.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-if (workerData.modulePath.endsWith('.ts')) {
-  const swc = require('@swc/core');
-  const fs = require('node:fs');
-  require.extensions['.ts'] = (m, filename) => {
-    const { code } = swc.transformSync(fs.readFileSync(filename, 'utf8'), { filename,
-      jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } });
-    m._compile(code, filename);
-  };
-}
-const { Tokenizer } = require(workerData.modulePath);
-const tokenizer = new Tokenizer(workerData.source);
-parentPort.on('message', ({ job, texts }) => {
-  try {
-    const offsets = new Int32Array(texts.length + 1);
-    const all = [];
-    for (let i = 0; i < texts.length; i++) {
-      const ids = tokenizer.encode(texts[i]);
-      for (let j = 0; j < ids.length; j++) all.push(ids[j]);
-      offsets[i + 1] = all.length;
-    }
-    const ids = Int32Array.from(all);
-    parentPort.postMessage({ job, ids, offsets }, [ids.buffer, offsets.buffer]);
-  } catch (e) {
-    parentPort.postMessage({ job, error: String(e && e.stack || e) });
-  }
-});
-`;
 
 interface Reply { job: number; ids?: Int32Array; offsets?: Int32Array; error?: string }
 
@@ -64,9 +35,9 @@ export class EncodePool {
   /** @param threads worker count; defaults to the number of cores. */
   constructor(tokenizer: Tokenizer, threads = os.availableParallelism()) {
     this.threads = Math.max(1, Math.floor(threads));
-    const workerData = { modulePath: require.resolve('./tokenizer'), source: tokenizer.source };
+    const workerData = { source: tokenizer.source };
     this.workers = Array.from({ length: this.threads }, () => {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData });
+      const w = startModuleWorker(path.join(__dirname, 'encode-worker'), workerData);
       w.on('message', (r: Reply) => this.settle(w, r));
       w.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
       w.unref();
