@@ -12,6 +12,7 @@ import {
   canonicalStateDict, inferConfig, readModelFolderStateDict, saveStateDictFolder, StateDict, StateDictTransform,
 } from '../io/state-dict';
 import { readJsonObject } from '../util/fsutil';
+import { mergeLoraStateDict } from '../train/lora';
 
 /** Weight files a checkpoint folder may hold, in the order they are looked for. */
 const WEIGHT_FILES = ['pytorch_model.bin', 'model.safetensors'];
@@ -72,9 +73,10 @@ export function readImportSource(from: string, modelConfig?: string): { cfg: LMC
 
 export interface ExportOptions {
   model: string;
-  format: 'hf' | 'gguf';
+  format: 'folder' | 'hf' | 'gguf';
   out: string;
   dtype: 'f32' | 'f16';
+  'merge-lora'?: string;
 }
 
 /**
@@ -85,6 +87,10 @@ export function exportModel(opts: ExportOptions, transform?: StateDictTransform)
   const { cfg, stateDict } = readModelFolderStateDict(opts.model);
   const sd = transform ? transform(cfg, stateDict) : stateDict;
   const tokenizerDir = fs.existsSync(path.join(opts.model, 'tokenizer.json')) ? opts.model : null;
+  if (opts.format === 'folder') {
+    saveStateDictFolder(cfg, sd, opts.out, tokenizerDir);
+    return [];
+  }
   if (opts.format === 'hf') {
     if (opts.dtype !== 'f32') throw new Error('--format hf writes float32 weights; --dtype applies to gguf only');
     return exportHf(cfg, sd, tokenizerDir, opts.out);
@@ -123,12 +129,15 @@ export const exportCommand: CommandModule<object, ExportOptions> = {
   builder: (y: Argv) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'model folder (config.json + model.safetensors)' })
-      .option('format', { choices: ['hf', 'gguf'] as const, demandOption: true, describe: 'output format' })
-      .option('out', { type: 'string', demandOption: true, describe: 'hf: a folder; gguf: a .gguf file' })
+      .option('format', { choices: ['folder', 'hf', 'gguf'] as const, default: 'folder' as const,
+        describe: 'folder (our model folder, e.g. with --merge-lora), hf or gguf' })
+      .option('merge-lora', { type: 'string', describe: 'fold this LoRA adapter folder into the weights first' })
+      .option('out', { type: 'string', demandOption: true, describe: 'folder/hf: a folder; gguf: a .gguf file' })
       .option('dtype', { choices: ['f32', 'f16'] as const, default: 'f32' as const, describe: 'gguf: weight type (norms stay f32)' }) as
       Argv<ExportOptions>,
   handler: (argv) => {
-    const notes = exportModel(argv);
+    const loraDir = argv['merge-lora'];
+    const notes = exportModel(argv, loraDir ? (_cfg, sd) => mergeLoraStateDict(sd, loraDir) : undefined);
     for (const n of notes) console.log(`note: ${n}`);
     console.log(`wrote ${argv.out}`);
   },
