@@ -74,6 +74,11 @@
 // kernel sources declare shared memory with MM_SHARED / MM_EXTERN_SHARED.
 #define __shared__ __shared___is_not_emulated__declare_shared_memory_with_MM_SHARED
 
+// The CUDA types and intrinsics live in namespace cuemu_api (made visible below with a using-directive) so
+// their symbols never collide with the toolkit's own dim3, __nv_bfloat16, ... compiled by nvcc into the same
+// library.
+namespace cuemu_api {
+
 // ---- vector and index types ------------------------------------------------------------------------------
 struct uint3 { unsigned x, y, z; };
 struct dim3 {
@@ -98,7 +103,7 @@ using cudaError_t = int;
 constexpr cudaError_t cudaSuccess = 0;
 
 // ---- bf16 and half -----------------------------------------------------------------------------------------
-namespace cuemu {
+namespace detail {
 inline uint32_t float_bits(float f) { uint32_t u; __builtin_memcpy(&u, &f, 4); return u; }
 inline float bits_float(uint32_t u) { float f; __builtin_memcpy(&f, &u, 4); return f; }
 // Round to nearest even, NaN canonicalised to 0x7fff: bit-identical to cuda_bf16.h.
@@ -108,15 +113,15 @@ inline uint16_t float_to_bf16_rn(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
-}  // namespace cuemu
+}  // namespace detail
 
 struct __nv_bfloat16 {
   unsigned short __x;
   __nv_bfloat16() = default;
-  __nv_bfloat16(float f) : __x(cuemu::float_to_bf16_rn(f)) {}
-  __nv_bfloat16(double f) : __x(cuemu::float_to_bf16_rn(static_cast<float>(f))) {}
-  __nv_bfloat16(int i) : __x(cuemu::float_to_bf16_rn(static_cast<float>(i))) {}
-  operator float() const { return cuemu::bits_float(static_cast<uint32_t>(__x) << 16); }
+  __nv_bfloat16(float f) : __x(detail::float_to_bf16_rn(f)) {}
+  __nv_bfloat16(double f) : __x(detail::float_to_bf16_rn(static_cast<float>(f))) {}
+  __nv_bfloat16(int i) : __x(detail::float_to_bf16_rn(static_cast<float>(i))) {}
+  operator float() const { return detail::bits_float(static_cast<uint32_t>(__x) << 16); }
 };
 struct __nv_bfloat162 { __nv_bfloat16 x, y; };
 using nv_bfloat16 = __nv_bfloat16;
@@ -126,7 +131,7 @@ inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16(f); }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
 inline __nv_bfloat16 __float2bfloat16_rz(float f) {
   __nv_bfloat16 h;
-  h.__x = static_cast<unsigned short>(cuemu::float_bits(f) >> 16);
+  h.__x = static_cast<unsigned short>(detail::float_bits(f) >> 16);
   return h;
 }
 inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { __nv_bfloat16 h; h.__x = u; return h; }
@@ -178,8 +183,8 @@ inline void sincosf_(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); 
 inline void __sincosf(float x, float* s, float* c) { sincosf_(x, s, c); }
 inline int __float_as_int(float f) { int i; __builtin_memcpy(&i, &f, 4); return i; }
 inline float __int_as_float(int i) { float f; __builtin_memcpy(&f, &i, 4); return f; }
-inline unsigned __float_as_uint(float f) { return cuemu::float_bits(f); }
-inline float __uint_as_float(unsigned u) { return cuemu::bits_float(u); }
+inline unsigned __float_as_uint(float f) { return detail::float_bits(f); }
+inline float __uint_as_float(unsigned u) { return detail::bits_float(u); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
@@ -231,7 +236,7 @@ template <typename T> inline T atomicCAS(T* p, T expected, T desired) {
 template <typename T> inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_RELAXED); }
 template <typename T> inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_RELAXED); }
 template <typename T> inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_RELAXED); }
-namespace cuemu {
+namespace detail {
 // Floating-point atomics: a compare-and-swap loop on the bit pattern.
 template <typename F, typename Bits, typename Op>
 inline F atomic_float_update(F* p, Op op) {
@@ -245,20 +250,23 @@ inline F atomic_float_update(F* p, Op op) {
   } while (!__atomic_compare_exchange_n(bits, &old, next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
   return old_value;
 }
-}  // namespace cuemu
+}  // namespace detail
 inline float atomicAdd(float* p, float v) {
-  return cuemu::atomic_float_update<float, uint32_t>(p, [v](float x) { return x + v; });
+  return detail::atomic_float_update<float, uint32_t>(p, [v](float x) { return x + v; });
 }
 inline double atomicAdd(double* p, double v) {
-  return cuemu::atomic_float_update<double, uint64_t>(p, [v](double x) { return x + v; });
+  return detail::atomic_float_update<double, uint64_t>(p, [v](double x) { return x + v; });
 }
 inline float atomicMax(float* p, float v) {
-  return cuemu::atomic_float_update<float, uint32_t>(p, [v](float x) { return fmaxf(x, v); });
+  return detail::atomic_float_update<float, uint32_t>(p, [v](float x) { return fmaxf(x, v); });
 }
 inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
-  return cuemu::atomic_float_update<__nv_bfloat16, uint16_t>(
+  return detail::atomic_float_update<__nv_bfloat16, uint16_t>(
       p, [v](__nv_bfloat16 x) { return __nv_bfloat16(static_cast<float>(x) + static_cast<float>(v)); });
 }
+
+}  // namespace cuemu_api
+using namespace cuemu_api;
 
 // ---- ThreadSanitizer hooks ---------------------------------------------------------------------------------------
 #if defined(__SANITIZE_THREAD__)

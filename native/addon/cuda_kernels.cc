@@ -1,0 +1,143 @@
+// Bindings of the CUDA backend's memory and kernels (declared in native/cuda/kernels.h), registered twice from
+// one template: into `cuda` for the GPU (when nvcc compiled it) and into `cudaEmu` for the same kernels run by
+// the CPU emulator. Arguments are addresses and sizes; a failing call throws with the backend's message.
+#include <cstdint>
+#include <string>
+
+#include "binding.h"
+#if defined(MINIMIND_WITH_CUDA) || defined(MINIMIND_WITH_CUDA_EMU)
+#include "mm_cuda.h"
+
+namespace {
+
+template <typename K>
+void check(const Napi::CallbackInfo& info, int status, const char* name) {
+  if (status != 0) throw Napi::Error::New(info.Env(), std::string("cuda.") + name + ": " + K::error_text());
+}
+
+void* typed_data(const Napi::Value& v, size_t* bytes) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(v.Env(), "expected a typed array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  *bytes = ta.ByteLength();
+  return static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+}
+
+template <typename K>
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  void* p = nullptr;
+  check<K>(info, K::alloc(&p, static_cast<size_t>(mm::i64(info, 0))), "alloc");
+  return mm::address(info.Env(), p);
+}
+template <typename K>
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  check<K>(info, K::free(mm::ptr<void>(info, 0)), "free");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  size_t bytes;
+  const void* src = typed_data(info[1], &bytes);
+  check<K>(info, K::upload(mm::ptr<void>(info, 0), src, bytes), "upload");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value Download(const Napi::CallbackInfo& info) {
+  size_t bytes;
+  void* dst = typed_data(info[0], &bytes);
+  check<K>(info, K::download(dst, mm::ptr<void>(info, 1), bytes), "download");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  check<K>(info, K::copy(mm::ptr<void>(info, 0), mm::ptr<void>(info, 1), mm::i64(info, 2)), "copy");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value Zero(const Napi::CallbackInfo& info) {
+  check<K>(info, K::zero(mm::ptr<void>(info, 0), mm::i64(info, 1)), "zero");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  check<K>(info, K::fill_f32(mm::ptr(info, 0), mm::i64(info, 1), mm::f32(info, 2)), "fill");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  check<K>(info, K::synchronize(), "synchronize");
+  return info.Env().Undefined();
+}
+
+// ---- kernels ----
+template <typename K>
+Napi::Value CastF32ToBf16(const Napi::CallbackInfo& info) {
+  check<K>(info, K::cast_f32_to_bf16(mm::ptr<uint16_t>(info, 0), mm::ptr(info, 1), mm::i64(info, 2)),
+           "castF32ToBf16");
+  return info.Env().Undefined();
+}
+template <typename K>
+Napi::Value CastBf16ToF32(const Napi::CallbackInfo& info) {
+  check<K>(info, K::cast_bf16_to_f32(mm::ptr(info, 0), mm::ptr<uint16_t>(info, 1), mm::i64(info, 2)),
+           "castBf16ToF32");
+  return info.Env().Undefined();
+}
+// rmsnormForward(y, h, rstd, x, residual|0, weight, N, C, eps)
+template <typename K>
+Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::rmsnorm_forward(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr(info, 2),
+                              mm::ptr<uint16_t>(info, 3), mm::ptr<uint16_t>(info, 4), mm::ptr<uint16_t>(info, 5),
+                              mm::i64(info, 6), mm::i32(info, 7), mm::f32(info, 8)),
+           "rmsnormForward");
+  return info.Env().Undefined();
+}
+// rmsnormBackward(dh, dweight, dy, h, weight, rstd, N, C)
+template <typename K>
+Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::rmsnorm_backward(mm::ptr<uint16_t>(info, 0), mm::ptr(info, 1), mm::ptr<uint16_t>(info, 2),
+                               mm::ptr<uint16_t>(info, 3), mm::ptr<uint16_t>(info, 4), mm::ptr(info, 5),
+                               mm::i64(info, 6), mm::i32(info, 7)),
+           "rmsnormBackward");
+  return info.Env().Undefined();
+}
+
+template <typename K>
+void bind_backend(Napi::Env env, Napi::Object table) {
+  mm::def(env, table, "alloc", Alloc<K>);
+  mm::def(env, table, "free", Free<K>);
+  mm::def(env, table, "upload", Upload<K>);
+  mm::def(env, table, "download", Download<K>);
+  mm::def(env, table, "copy", Copy<K>);
+  mm::def(env, table, "zero", Zero<K>);
+  mm::def(env, table, "fill", Fill<K>);
+  mm::def(env, table, "synchronize", Synchronize<K>);
+  mm::def(env, table, "castF32ToBf16", CastF32ToBf16<K>);
+  mm::def(env, table, "castBf16ToF32", CastBf16ToF32<K>);
+  mm::def(env, table, "rmsnormForward", RmsnormForward<K>);
+  mm::def(env, table, "rmsnormBackward", RmsnormBackward<K>);
+}
+
+#ifdef MINIMIND_WITH_CUDA_EMU
+// configure(schedule: 0 forward | 1 reverse | 2 random, seed, poison): how the emulator runs kernels.
+Napi::Value Configure(const Napi::CallbackInfo& info) {
+  const int schedule = mm::i32(info, 0);
+  if (schedule < 0 || schedule > 2) throw Napi::RangeError::New(info.Env(), "cudaEmu.configure: schedule must be 0, 1 or 2");
+  mm::emu_configure(static_cast<mm::EmuSchedule>(schedule), static_cast<uint64_t>(mm::i64(info, 1)), mm::flag(info, 2));
+  return info.Env().Undefined();
+}
+#endif
+
+}  // namespace
+
+MM_DEVICE_BINDINGS(cuda_kernels) {
+#ifdef MINIMIND_WITH_CUDA
+  bind_backend<mm::CudaDevice>(env, cuda);
+#endif
+#ifdef MINIMIND_WITH_CUDA_EMU
+  bind_backend<mm::CudaEmulated>(env, cuda_emu);
+  mm::def(env, cuda_emu, "configure", Configure);
+#endif
+}
+
+#endif
