@@ -6,6 +6,7 @@
 #   3. runs the self-test under TSan (no reports allowed) and the racy kernel under TSan (the race must be
 #      reported, naming the write and the read lines of race.cu).
 # Usage: native/cuda/emu/test/check.sh [build-dir]. Prints one line per check; exits non-zero on a failure.
+# Binaries newer than every source they depend on are reused, so a second run takes a few seconds.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
@@ -17,6 +18,11 @@ pool="$root/native/cpu/threadpool.cc"
 
 build() {  # build <name> <source> [extra flags...]
   local name="$1" src="$2"; shift 2
+  local dep fresh=1
+  for dep in "$src" "$here/../cuemu.h" "$pool" "$root/native/include/mm.h" "$0"; do
+    [ "$out/$name" -nt "$dep" ] || fresh=0
+  done
+  [ $fresh = 1 ] && return 0
   "$cxx" "${flags[@]}" "$@" -x c++ "$src" -x none "$pool" -o "$out/$name" 2>"$out/$name.log" ||
     { echo "FAIL build $name:"; cat "$out/$name.log"; exit 1; }
 }
