@@ -15,7 +15,29 @@ export interface CudaKernels extends MemoryKernels {
   rmsnormForward(y: number, h: number, rstd: number, x: number, residual: number, weight: number, N: number, C: number, eps: number): void;
   /** dh += dL/dh (bf16), dweight += dL/dweight (f32), from dy and the forward's h and rstd. */
   rmsnormBackward(dh: number, dweight: number, dy: number, h: number, weight: number, rstd: number, N: number, C: number): void;
+  /** out = silu(gate) * up, n bf16 values. */
+  swigluForward(out: number, gate: number, up: number, n: number): void;
+  /** dgate += dout * up * silu'(gate); dup += dout * silu(gate). */
+  swigluBackward(dgate: number, dup: number, dout: number, gate: number, up: number, n: number): void;
+  /**
+   * Rotary embedding of x [B, T, NH, HD] bf16 at positions pos0 + t, with cos/sin tables [maxT, HD/2] f32.
+   * interleaved: pairs (2i, 2i+1) instead of (i, i + HD/2). backward: out += R^T in (else out = R in).
+   */
+  rope(out: number, input: number, cos: number, sin: number, B: number, T: number, NH: number, HD: number, pos0: number, interleaved: boolean, backward: boolean): void;
+  /** out [N, C] = table[ids] (bf16; ids i32, out-of-range ids give zero rows). */
+  embeddingForward(out: number, ids: number, table: number, N: number, C: number, V: number): void;
+  /** dtable [V, C] f32 += dout rows, summed in token order (deterministic). */
+  embeddingBackward(dtable: number, ids: number, dout: number, N: number, C: number, V: number): void;
+  /** losses [N] f32 = logsumexp - logit[target]; logits [N, V] bf16 are overwritten by (softmax - onehot) * dloss. Targets < 0 are ignored. */
+  crossEntropy(losses: number, logits: number, targets: number, N: number, V: number, dloss: number): void;
+  /** AdamW over f32 master weights, writing bf16 params (stochastic rounding when seed != 0). bc1/bc2 = 1 - beta^step. */
+  adamw(master: number, param: number, grad: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number, gradScale: number, seed: number): void;
+  /** out[0] += sum of x^2 over n f32 values, deterministically; out holds 1 + SUM_SQUARES_SCRATCH floats. */
+  sumSquares(out: number, x: number, n: number): void;
 }
+
+/** Scratch floats after out[0] that sumSquares needs. */
+export const SUM_SQUARES_SCRATCH = 128;
 
 /** The order the emulator resumes CUDA threads in: kernels that depend on an order give different results. */
 export type EmulatorSchedule = 'fwd' | 'rev' | 'rand';

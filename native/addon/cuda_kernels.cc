@@ -102,6 +102,79 @@ Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// swigluForward(out, gate, up, n)
+template <typename K>
+Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::swiglu_forward(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr<uint16_t>(info, 2),
+                             mm::i64(info, 3)),
+           "swigluForward");
+  return info.Env().Undefined();
+}
+// swigluBackward(dgate, dup, dout, gate, up, n)
+template <typename K>
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::swiglu_backward(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr<uint16_t>(info, 2),
+                              mm::ptr<uint16_t>(info, 3), mm::ptr<uint16_t>(info, 4), mm::i64(info, 5)),
+           "swigluBackward");
+  return info.Env().Undefined();
+}
+// rope(out, in, cos, sin, B, T, NH, HD, pos0, interleaved, backward)
+template <typename K>
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::rope(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr(info, 2), mm::ptr(info, 3),
+                   mm::i32(info, 4), mm::i32(info, 5), mm::i32(info, 6), mm::i32(info, 7), mm::i32(info, 8),
+                   mm::flag(info, 9), mm::flag(info, 10)),
+           "rope");
+  return info.Env().Undefined();
+}
+// embeddingForward(out, ids, table, N, C, V)
+template <typename K>
+Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::embedding_forward(mm::ptr<uint16_t>(info, 0), mm::ptr<int32_t>(info, 1), mm::ptr<uint16_t>(info, 2),
+                                mm::i64(info, 3), mm::i32(info, 4), mm::i32(info, 5)),
+           "embeddingForward");
+  return info.Env().Undefined();
+}
+// embeddingBackward(dtable, ids, dout, N, C, V)
+template <typename K>
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::embedding_backward(mm::ptr(info, 0), mm::ptr<int32_t>(info, 1), mm::ptr<uint16_t>(info, 2),
+                                 mm::i64(info, 3), mm::i32(info, 4), mm::i32(info, 5)),
+           "embeddingBackward");
+  return info.Env().Undefined();
+}
+// crossEntropy(losses, logits, targets, N, V, dloss)
+template <typename K>
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::cross_entropy(mm::ptr(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr<int32_t>(info, 2), mm::i64(info, 3),
+                            mm::i32(info, 4), mm::f32(info, 5)),
+           "crossEntropy");
+  return info.Env().Undefined();
+}
+// adamw(master, param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2, gradScale, seed)
+template <typename K>
+Napi::Value Adamw(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::adamw(mm::ptr(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr(info, 2), mm::ptr(info, 3), mm::ptr(info, 4),
+                    mm::i64(info, 5), mm::f32(info, 6), mm::f32(info, 7), mm::f32(info, 8), mm::f32(info, 9),
+                    mm::f32(info, 10), mm::f32(info, 11), mm::f32(info, 12), mm::f32(info, 13),
+                    static_cast<uint64_t>(mm::i64(info, 14))),
+           "adamw");
+  return info.Env().Undefined();
+}
+// sumSquares(out, x, n): out[0] += sum x^2; out holds 1 + 128 floats.
+template <typename K>
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  check<K>(info, K::sum_squares(mm::ptr(info, 0), mm::ptr(info, 1), mm::i64(info, 2)), "sumSquares");
+  return info.Env().Undefined();
+}
+
 template <typename K>
 void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "alloc", Alloc<K>);
@@ -116,6 +189,14 @@ void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "castBf16ToF32", CastBf16ToF32<K>);
   mm::def(env, table, "rmsnormForward", RmsnormForward<K>);
   mm::def(env, table, "rmsnormBackward", RmsnormBackward<K>);
+  mm::def(env, table, "swigluForward", SwigluForward<K>);
+  mm::def(env, table, "swigluBackward", SwigluBackward<K>);
+  mm::def(env, table, "rope", Rope<K>);
+  mm::def(env, table, "embeddingForward", EmbeddingForward<K>);
+  mm::def(env, table, "embeddingBackward", EmbeddingBackward<K>);
+  mm::def(env, table, "crossEntropy", CrossEntropy<K>);
+  mm::def(env, table, "adamw", Adamw<K>);
+  mm::def(env, table, "sumSquares", SumSquares<K>);
 }
 
 #ifdef MINIMIND_WITH_CUDA_EMU

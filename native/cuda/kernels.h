@@ -33,4 +33,31 @@ struct MM_CUDA_BACKEND {
   // dh += dL/dh, dweight += dL/dweight (fp32), from dy, the saved h and rstd.
   static int rmsnorm_backward(uint16_t* dh, float* dweight, const uint16_t* dy, const uint16_t* h,
                               const uint16_t* weight, const float* rstd, int64_t N, int C);
+
+  // ---- SwiGLU (swiglu.cu): out = silu(gate) * up; backward accumulates into dgate, dup. All [n] bf16. ----
+  static int swiglu_forward(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n);
+  static int swiglu_backward(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate,
+                             const uint16_t* up, int64_t n);
+
+  // ---- RoPE (rope.cu): x [B, T, NH, HD] bf16; cos/sin [max_T, HD/2] fp32; positions pos0 + t.
+  // interleaved: 0 = pairs (i, i + HD/2) (MiniMind), 1 = pairs (2i, 2i+1). backward: out += R^T in; else out = R in.
+  static int rope(uint16_t* out, const uint16_t* in, const float* cos_table, const float* sin_table, int B, int T,
+                  int NH, int HD, int pos0, int interleaved, int backward);
+
+  // ---- embedding (embedding.cu): out [N, C] = table[ids]; dtable [V, C] fp32 += (deterministic). ----
+  static int embedding_forward(uint16_t* out, const int32_t* ids, const uint16_t* table, int64_t N, int C, int V);
+  static int embedding_backward(float* dtable, const int32_t* ids, const uint16_t* dout, int64_t N, int C, int V);
+
+  // ---- softmax cross-entropy (cross_entropy.cu): losses [N] fp32 written; logits [N, V] bf16 overwritten by
+  // the gradient (softmax - onehot) * dloss; targets < 0 are ignored. ----
+  static int cross_entropy(float* losses, uint16_t* logits, const int32_t* targets, int64_t N, int V, float dloss);
+
+  // ---- AdamW (adamw.cu) over fp32 master weights, writing bf16 params; seed != 0: stochastic rounding. ----
+  static int adamw(float* master, uint16_t* param, const float* grad, float* m, float* v, int64_t n, float lr,
+                   float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2, float grad_scale,
+                   uint64_t seed);
+
+  // ---- global norm (global_norm.cu): out[0] += sum of x^2; out has 1 + kSumSquaresScratch floats. ----
+  static constexpr int kSumSquaresScratch = 128;
+  static int sum_squares(float* out, const float* x, int64_t n);
 };

@@ -168,19 +168,19 @@ inline __half __float2half_rn(float f) { return __half(f); }
 
 // ---- math and bit intrinsics ----------------------------------------------------------------------------------
 // The GPU's fast approximations (__expf, rsqrtf, __fdividef) are a few ULP off; here they are exact.
-inline float __expf(float x) { return expf(x); }
-inline float __logf(float x) { return logf(x); }
-inline float __sinf(float x) { return sinf(x); }
-inline float __cosf(float x) { return cosf(x); }
-inline float __powf(float x, float y) { return powf(x, y); }
+// glibc's <math.h> declares __expf, __logf, ... (internal names it does not export), so these are macros.
+#define __expf(x) expf(x)
+#define __logf(x) logf(x)
+#define __sinf(x) sinf(x)
+#define __cosf(x) cosf(x)
+#define __powf(x, y) powf(x, y)
 inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 inline float __frcp_rn(float x) { return 1.0f / x; }
 inline float __fsqrt_rn(float x) { return sqrtf(x); }
 inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 inline float __saturatef(float x) { return x < 0.f ? 0.f : (x > 1.f ? 1.f : x); }
-inline void sincosf_(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); }
-inline void __sincosf(float x, float* s, float* c) { sincosf_(x, s, c); }
+inline void __sincosf(float x, float* s, float* c) { *s = sinf(x); *c = cosf(x); }
 inline int __float_as_int(float f) { int i; __builtin_memcpy(&i, &f, 4); return i; }
 inline float __int_as_float(int i) { float f; __builtin_memcpy(&f, &i, 4); return f; }
 inline unsigned __float_as_uint(float f) { return detail::float_bits(f); }
