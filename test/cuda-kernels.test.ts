@@ -267,7 +267,7 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
   test.each([
     [1, 1, 1],
     [37, 24, 10],
-    [300, 64, 6400],
+    [200, 8, 6400],
   ])('embedding forward and deterministic backward, N=%i C=%i V=%i', (N, C, V) => {
     const ids = Int32Array.from({ length: N }, (_, i) => (i * 7919) % Math.min(V, 13)); // repeated ids
     const table = roundBf16(randn(V * C, 61));
@@ -343,7 +343,7 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     expect(run(0).every((x) => x === 1)).toBe(true);
   });
 
-  test.each([1, 300, 100003])('sum of squares for the global norm, n=%i', (n) => {
+  test.each([1, 300, 40003])('sum of squares for the global norm, n=%i', (n) => {
     const x = randn(n, 91);
     const out = buf.f32(new Float32Array(129).fill(0).map((_, i) => (i === 0 ? 2 : 0)));
     backend.k.sumSquares(out, buf.f32(x), n);
