@@ -121,6 +121,25 @@ function refAdamwStep(s: AdamState, grad: Float64Array, step: number) {
   }
 }
 
+
+/** Row-major batched C = alpha op(A) op(B) + beta C in double precision (the CPU sgemm contract). */
+function refGemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float64Array, B: Float64Array, beta: number, C: Float64Array, batch: number) {
+  const out = Float64Array.from(C);
+  for (let b = 0; b < batch; b++)
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) {
+          const a = transA ? A[b * M * K + k * M + i] : A[b * M * K + i * K + k];
+          const bb = transB ? B[b * K * N + j * K + k] : B[b * K * N + k * N + j];
+          acc += a * bb;
+        }
+        const idx = b * M * N + i * N + j;
+        out[idx] = alpha * acc + (beta === 0 ? 0 : beta * C[idx]);
+      }
+  return out;
+}
+
 // ---- reference backward vs finite differences (plain JS, no device) ----
 
 test('rmsnorm reference backward agrees with finite differences', () => {
@@ -349,5 +368,27 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     backend.k.sumSquares(out, buf.f32(x), n);
     const ref = x.reduce((s, v) => s + v * v, 2);
     expectClose(buf.readF32(out, 1), [ref], 0, 1e-5, 'sum');
+  });
+
+  test.each([
+    [false, false, 1, 1, 1, 1, false],
+    [false, true, 33, 47, 21, 2, false],
+    [true, false, 16, 32, 64, 1, true],
+    [true, true, 40, 17, 50, 3, false],
+  ])('gemm transA=%s transB=%s M=%i N=%i K=%i batch=%i, C bf16=%s', (transA, transB, M, N, K, batch, cBf16) => {
+    const A = roundBf16(randn(batch * M * K, 101));
+    const B = roundBf16(randn(batch * K * N, 102));
+    const C0 = cBf16 ? roundBf16(randn(batch * M * N, 103)) : Float64Array.from(randn(batch * M * N, 103));
+    const [alpha, beta] = [0.5, batch === 1 ? 0 : 1.5];
+    const ref = refGemm(transA, transB, M, N, K, alpha, A, B, beta, C0, batch);
+    const scale = Math.sqrt(K); // typical size of a sum of K products of unit normals
+    const [pa, pb] = [buf.bf16(A), buf.bf16(B)];
+    const [lda, ldb] = [transA ? M : K, transB ? K : N];
+    for (const fn of ['gemm', 'gemmTiled'] as const) {
+      const pc = cBf16 ? buf.bf16(C0) : buf.f32(C0);
+      backend.k[fn](transA, transB, M, N, K, alpha, pa, lda, M * K, pb, ldb, K * N, beta, pc, cBf16, N, M * N, batch);
+      const got = cBf16 ? buf.readBf16(pc, batch * M * N) : buf.readF32(pc, batch * M * N);
+      expectClose(got, ref, 1e-5 * scale, cBf16 ? BF16_RTOL : 1e-5, fn);
+    }
   });
 });

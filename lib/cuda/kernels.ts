@@ -34,6 +34,13 @@ export interface CudaKernels extends MemoryKernels {
   adamw(master: number, param: number, grad: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number, gradScale: number, seed: number): void;
   /** out[0] += sum of x^2 over n f32 values, deterministically; out holds 1 + SUM_SQUARES_SCRATCH floats. */
   sumSquares(out: number, x: number, n: number): void;
+  /**
+   * C_b = alpha * op(A_b) @ op(B_b) + beta * C_b (b < batch), row-major like the CPU's sgemm; A and B bf16, fp32
+   * accumulation, C f32 or bf16 (cBf16). On the GPU: cuBLASLt when it loads, else the WMMA kernel.
+   */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number, beta: number, C: number, cBf16: boolean, ldc: number, strideC: number, batch: number): void;
+  /** The same with our WMMA kernel only (the GPU's fallback; the emulator's gemm). */
+  gemmTiled(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number, beta: number, C: number, cBf16: boolean, ldc: number, strideC: number, batch: number): void;
 }
 
 /** Scratch floats after out[0] that sumSquares needs. */

@@ -174,6 +174,18 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   check<K>(info, K::sum_squares(mm::ptr(info, 0), mm::ptr(info, 1), mm::i64(info, 2)), "sumSquares");
   return info.Env().Undefined();
 }
+// gemm(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, cBf16, ldc, strideC, batch)
+template <typename K, bool kTiled>
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  auto fn = kTiled ? &K::gemm_tiled : &K::gemm;
+  check<K>(info,
+           fn(mm::flag(info, 0), mm::flag(info, 1), mm::i64(info, 2), mm::i64(info, 3), mm::i64(info, 4),
+              mm::f32(info, 5), mm::ptr<uint16_t>(info, 6), mm::i64(info, 7), mm::i64(info, 8),
+              mm::ptr<uint16_t>(info, 9), mm::i64(info, 10), mm::i64(info, 11), mm::f32(info, 12),
+              mm::ptr<void>(info, 13), mm::flag(info, 14), mm::i64(info, 15), mm::i64(info, 16), mm::i64(info, 17)),
+           kTiled ? "gemmTiled" : "gemm");
+  return info.Env().Undefined();
+}
 
 template <typename K>
 void bind_backend(Napi::Env env, Napi::Object table) {
@@ -197,6 +209,8 @@ void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "crossEntropy", CrossEntropy<K>);
   mm::def(env, table, "adamw", Adamw<K>);
   mm::def(env, table, "sumSquares", SumSquares<K>);
+  mm::def(env, table, "gemm", Gemm<K, false>);
+  mm::def(env, table, "gemmTiled", Gemm<K, true>);
 }
 
 #ifdef MINIMIND_WITH_CUDA_EMU

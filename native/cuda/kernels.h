@@ -60,4 +60,14 @@ struct MM_CUDA_BACKEND {
   // ---- global norm (global_norm.cu): out[0] += sum of x^2; out has 1 + kSumSquaresScratch floats. ----
   static constexpr int kSumSquaresScratch = 128;
   static int sum_squares(float* out, const float* x, int64_t n);
+
+  // ---- GEMM, bf16 inputs, fp32 accumulation, C fp32 or bf16 (c_bf16); contract of native/cpu/gemm.h:
+  // C_b = alpha * op(A_b) @ op(B_b) + beta * C_b for b < batch. gemm picks the best implementation (cuBLASLt on
+  // the GPU when it loads); gemm_tiled is the WMMA kernel of gemm.cu, always available. ----
+  static int gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                  int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta, void* C,
+                  bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch);
+  static int gemm_tiled(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                        int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta,
+                        void* C, bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch);
 };

@@ -19,6 +19,7 @@
 //     stack, and the lane that completes the group computes every lane's result at once;
 //   - under -fsanitize=thread every fiber is a TSan fiber and barriers are release/acquire edges, so
 //     ThreadSanitizer reports a missing __syncthreads as a data race with both source lines.
+//   - WMMA fragments (nvcuda::wmma, m16n16k16) are warp collectives too; mma_sync computes in fp32, k in order.
 // Deliberately not emulated: inline PTX, cooperative groups, streams (launches are synchronous), the real
 // WMMA register layout, and the GPU's approximate fast-math results (__expf is exact expf here).
 #pragma once
@@ -28,6 +29,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #define MM_EMULATED 0
 #define MM_LAUNCH(kernel, grid, block, smem, stream) kernel<<<(grid), (block), (smem), (stream)>>>
@@ -366,8 +368,11 @@ struct Fiber {
 struct WarpRecord {
   uint64_t in = 0, out = 0;  // this lane's value, and its result
   int arg = 0;               // source lane, delta or lane mask
+  // Matrix ops (WMMA): the lane's fragments, and the function that computes the whole warp's result.
+  const void* operand[4] = {};
+  void (*compute)(WarpRecord* const* lanes) = nullptr;
 };
-enum class WarpOp : uint8_t { ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, SyncWarp };
+enum class WarpOp : uint8_t { ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, SyncWarp, Matrix };
 struct WarpGroup {
   unsigned mask = 0, arrived = 0;
   WarpOp op{};
@@ -519,7 +524,11 @@ CUEMU_INTERNAL inline int barrier(int vote, const char* file, int line) {
 // ---- warp collectives --------------------------------------------------------------------------------------------------
 CUEMU_INTERNAL inline void complete_group(Warp& w, WarpGroup& g, Block& b, int warp_index) {
   const unsigned present = g.arrived;
-  for (int lane = 0; lane < 32; ++lane) {
+  if (g.op == WarpOp::Matrix) {
+    if (present != ~0u) fail("a WMMA operation needs all 32 lanes of the warp");
+    g.rec[0]->compute(g.rec);
+  }
+  for (int lane = 0; lane < 32 && g.op != WarpOp::Matrix; ++lane) {
     if (!(present >> lane & 1)) continue;
     WarpRecord& r = *g.rec[lane];
     if (g.op == WarpOp::Ballot) {
@@ -557,6 +566,7 @@ inline const char* op_name(WarpOp op) {
   switch (op) {
     case WarpOp::Ballot: return "__ballot/__any/__all_sync";
     case WarpOp::SyncWarp: return "__syncwarp";
+    case WarpOp::Matrix: return "wmma::mma_sync";
     default: return "__shfl*_sync";
   }
 }
@@ -946,6 +956,101 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32, cons
   return cuemu::from_bits<T>(
       cuemu::shuffle(cuemu::WarpOp::ShflXor, mask, cuemu::to_bits(v), lane_mask, width, file, line));
 }
+
+// ---- WMMA (tensor-core fragments) -----------------------------------------------------------------------------------
+// A fragment holds rows*cols/32 elements per lane; lane l owns elements l*ne .. l*ne+ne-1 of the tile in row-major
+// order (the GPU's own layout differs: code that relies on which element x[i] is gives different results).
+// load/store are warp-synchronous (a __syncwarp, then each lane moves its own elements); mma_sync gathers the
+// warp's fragments, computes D = A*B + C in fp32 with fmaf in k order, and scatters D back.
+namespace nvcuda::wmma {
+struct row_major {};
+struct col_major {};
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
+  static constexpr int cols = std::is_same_v<Use, matrix_a> ? K : N;
+  static constexpr int num_elements = rows * cols / 32;
+  using element_type = T;
+  T x[num_elements];
+};
+
+template <typename Use, int M, int N, int K, typename T, typename Layout, typename V>
+inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const V& value) {
+  for (int i = 0; i < f.num_elements; ++i) f.x[i] = T(value);
+}
+
+namespace detail {
+// Moves the calling lane's elements between a fragment and memory, after a warp-wide rendezvous.
+template <typename Frag, typename P, typename Move>
+inline void each_element(Frag& f, P* p, unsigned ldm, bool col_major, Move move) {
+  __syncwarp();
+  const int lane = ::cuemu::current_fiber()->index % 32;
+  for (int i = 0; i < Frag::num_elements; ++i) {
+    const int e = lane * Frag::num_elements + i, r = e / Frag::cols, c = e % Frag::cols;
+    move(f.x[i], p[col_major ? size_t(c) * ldm + r : size_t(r) * ldm + c]);
+  }
+}
+
+template <typename FA, typename FB, typename FC, typename FD>
+CUEMU_INTERNAL void mma_compute(::cuemu::WarpRecord* const* lanes) {
+  constexpr int M = FA::rows, K = FA::cols, N = FB::cols;
+  float a[M * K], b[K * N], c[M * N];
+  // Raw copies of every lane's fragments first (they live on the other lanes' stacks), then fp32 math.
+  for (int l = 0; l < 32; ++l) {
+    typename FA::element_type ea[FA::num_elements];
+    typename FB::element_type eb[FB::num_elements];
+    typename FC::element_type ec[FC::num_elements];
+    __builtin_memcpy(static_cast<void*>(ea), static_cast<const FA*>(lanes[l]->operand[0])->x, sizeof ea);
+    __builtin_memcpy(static_cast<void*>(eb), static_cast<const FB*>(lanes[l]->operand[1])->x, sizeof eb);
+    __builtin_memcpy(static_cast<void*>(ec), static_cast<const FC*>(lanes[l]->operand[2])->x, sizeof ec);
+    for (int i = 0; i < FA::num_elements; ++i) a[l * FA::num_elements + i] = float(ea[i]);
+    for (int i = 0; i < FB::num_elements; ++i) b[l * FB::num_elements + i] = float(eb[i]);
+    for (int i = 0; i < FC::num_elements; ++i) c[l * FC::num_elements + i] = float(ec[i]);
+  }
+  float d[M * N];
+  for (int r = 0; r < M; ++r)
+    for (int col = 0; col < N; ++col) {
+      float acc = c[r * N + col];
+      for (int k = 0; k < K; ++k) acc = fmaf(a[r * K + k], b[k * N + col], acc);
+      d[r * N + col] = acc;
+    }
+  for (int l = 0; l < 32; ++l) {
+    typename FD::element_type ed[FD::num_elements];
+    for (int i = 0; i < FD::num_elements; ++i) ed[i] = typename FD::element_type(d[l * FD::num_elements + i]);
+    __builtin_memcpy(static_cast<FD*>(const_cast<void*>(lanes[l]->operand[3]))->x, static_cast<const void*>(ed), sizeof ed);
+  }
+}
+}  // namespace detail
+
+template <typename Use, int M, int N, int K, typename T, typename Layout>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
+  detail::each_element(f, p, ldm, std::is_same_v<Layout, col_major>, [](T& x, const T& m) { x = m; });
+}
+template <int M, int N, int K, typename T>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, T>& f, const T* p, unsigned ldm, layout_t layout) {
+  detail::each_element(f, p, ldm, layout == mem_col_major, [](T& x, const T& m) { x = m; });
+}
+template <int M, int N, int K, typename T>
+inline void store_matrix_sync(T* p, const fragment<accumulator, M, N, K, T>& f, unsigned ldm, layout_t layout) {
+  detail::each_element(f, p, ldm, layout == mem_col_major, [](const T& x, T& m) { m = x; });
+}
+template <typename FD, typename FA, typename FB, typename FC>
+inline void mma_sync(FD& d, const FA& a, const FB& b, const FC& c, const char* file = __builtin_FILE(),
+                     int line = __builtin_LINE()) {
+  ::cuemu::WarpRecord r;
+  r.operand[0] = &a;
+  r.operand[1] = &b;
+  r.operand[2] = &c;
+  r.operand[3] = &d;
+  r.compute = &detail::mma_compute<FA, FB, FC, FD>;
+  ::cuemu::warp_collective(::cuemu::WarpOp::Matrix, 0xffffffffu, 32, r, file, line);
+}
+}  // namespace nvcuda::wmma
 
 #define MM_LAUNCH(kernel, grid, block, smem, stream) \
   ((void)(stream), ::cuemu::make_launcher(kernel, dim3(grid), dim3(block), size_t(smem), #kernel))

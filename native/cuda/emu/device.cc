@@ -51,6 +51,14 @@ int CudaEmulated::fill_f32(float* p, int64_t count, float value) {
 }
 int CudaEmulated::synchronize() { return 0; }  // launches are synchronous
 
+// The emulated device has no cuBLAS: GEMM is always the WMMA kernel.
+int CudaEmulated::gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                       int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta,
+                       void* C, bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch) {
+  return gemm_tiled(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, c_bf16, ldc, strideC,
+                    batch);
+}
+
 void emu_configure(EmuSchedule schedule, uint64_t seed, bool poison) {
   cuemu::set_schedule(schedule == EmuSchedule::Reverse  ? cuemu::Schedule::Reverse
                       : schedule == EmuSchedule::Random ? cuemu::Schedule::Random
