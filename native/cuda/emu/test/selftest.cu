@@ -81,6 +81,19 @@ __global__ void deadlock(int* out) {
   }
 }
 
+// One warp multiplies 16 x 16 bf16 tiles on "tensor cores": D = A B + C, A row-major, B column-major.
+__global__ void wmma_tile(const __nv_bfloat16* a, const __nv_bfloat16* b, const float* c, float* d) {
+  using namespace nvcuda;
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::load_matrix_sync(fa, a, 16);
+  wmma::load_matrix_sync(fb, b, 16);
+  wmma::load_matrix_sync(acc, c, 16, wmma::mem_row_major);
+  wmma::mma_sync(acc, fa, fb, acc);
+  wmma::store_matrix_sync(d, acc, 16, wmma::mem_row_major);
+}
+
 template <typename T>
 struct Buffer {
   std::vector<T> host;
@@ -147,6 +160,26 @@ void test_deadlock_is_reported() {
         "a deadlock is reported by the launch");
 }
 
+void test_wmma() {
+  Buffer<__nv_bfloat16> a(256), b(256);
+  Buffer<float> c(256), d(256);
+  for (int i = 0; i < 256; ++i) {
+    a.host[i] = __float2bfloat16(float(i % 7) - 3.f);
+    b.host[i] = __float2bfloat16(float(i % 5) * 0.5f);
+    c.host[i] = float(i);
+  }
+  MM_LAUNCH(wmma_tile, 1, 32, 0, 0)(a.ptr(), b.ptr(), c.ptr(), d.ptr());
+  bool ok = true;
+  for (int r = 0; r < 16; ++r)
+    for (int col = 0; col < 16; ++col) {
+      float expected = c.host[r * 16 + col];
+      for (int k = 0; k < 16; ++k)
+        expected += float(a.host[r * 16 + k]) * float(b.host[col * 16 + k]);  // B column-major: B[k][col]
+      ok = ok && d.host[r * 16 + col] == expected;
+    }
+  check(ok, "wmma m16n16k16 bf16 -> fp32 (A row-major, B column-major)");
+}
+
 void test_bf16_rounding() {
   bool ok = __bfloat16_as_ushort(__float2bfloat16(1.0f)) == 0x3f80 &&
             __bfloat16_as_ushort(__float2bfloat16(__uint_as_float(0x3f808000u))) == 0x3f80 &&  // tie to even
@@ -170,6 +203,7 @@ int main(int argc, char** argv) {
   test_indices();
   test_deadlock_is_reported();
   test_bf16_rounding();
+  test_wmma();
   std::printf("%s: %d failure(s)\n", schedule.c_str(), failures);
   return failures ? 1 : 0;
 }
