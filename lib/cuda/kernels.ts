@@ -54,7 +54,7 @@ export interface EmulatorControls {
 }
 
 /** The emulated device's kernels. */
-export const cudaEmu = native.cudaEmu as CudaKernels & EmulatorControls;
+export const cudaEmu = native.cudaEmu as unknown as CudaKernels & EmulatorControls;
 
 /** The GPU's kernels, or null when the CUDA backend was not compiled (or device 'cuda' is emulated). */
 export const cudaDevice: CudaKernels | null =
