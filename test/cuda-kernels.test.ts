@@ -140,6 +140,65 @@ function refGemm(transA: boolean, transB: boolean, M: number, N: number, K: numb
   return out;
 }
 
+
+interface AttnShape { B: number; T: number; NH: number; NKV: number; HD: number; scale: number }
+const qIdx = (s: AttnShape, b: number, t: number, h: number, d: number) => ((b * s.T + t) * s.NH + h) * s.HD + d;
+const kvIdx = (s: AttnShape, b: number, t: number, g: number, d: number) => ((b * s.T + t) * s.NKV + g) * s.HD + d;
+
+/** Causal softmax attention with grouped KV heads; returns out and the per-row probabilities P[b][h][t][s]. */
+function refAttention(s: AttnShape, q: Float64Array, k: Float64Array, v: Float64Array) {
+  const out = new Float64Array(q.length);
+  const lse = new Float64Array(s.B * s.NH * s.T);
+  const P: number[][] = [];
+  for (let b = 0; b < s.B; b++)
+    for (let h = 0; h < s.NH; h++) {
+      const g = Math.floor(h / (s.NH / s.NKV));
+      for (let t = 0; t < s.T; t++) {
+        const scores: number[] = [];
+        for (let key = 0; key <= t; key++) {
+          let dotv = 0;
+          for (let d = 0; d < s.HD; d++) dotv += q[qIdx(s, b, t, h, d)] * k[kvIdx(s, b, key, g, d)];
+          scores.push(dotv * s.scale);
+        }
+        const max = Math.max(...scores);
+        const sum = scores.reduce((acc, x) => acc + Math.exp(x - max), 0);
+        const p = scores.map((x) => Math.exp(x - max) / sum);
+        lse[(b * s.NH + h) * s.T + t] = max + Math.log(sum);
+        P[(b * s.NH + h) * s.T + t] = p;
+        for (let key = 0; key <= t; key++)
+          for (let d = 0; d < s.HD; d++) out[qIdx(s, b, t, h, d)] += p[key] * v[kvIdx(s, b, key, g, d)];
+      }
+    }
+  return { out, lse, P };
+}
+
+function refAttentionBackward(s: AttnShape, q: Float64Array, k: Float64Array, v: Float64Array, dout: Float64Array) {
+  const { out, P } = refAttention(s, q, k, v);
+  const dq = new Float64Array(q.length);
+  const dk = new Float64Array(k.length);
+  const dv = new Float64Array(v.length);
+  for (let b = 0; b < s.B; b++)
+    for (let h = 0; h < s.NH; h++) {
+      const g = Math.floor(h / (s.NH / s.NKV));
+      for (let t = 0; t < s.T; t++) {
+        const p = P[(b * s.NH + h) * s.T + t];
+        let D = 0;
+        for (let d = 0; d < s.HD; d++) D += dout[qIdx(s, b, t, h, d)] * out[qIdx(s, b, t, h, d)];
+        for (let key = 0; key <= t; key++) {
+          let dp = 0;
+          for (let d = 0; d < s.HD; d++) dp += dout[qIdx(s, b, t, h, d)] * v[kvIdx(s, b, key, g, d)];
+          const ds = p[key] * (dp - D);
+          for (let d = 0; d < s.HD; d++) {
+            dq[qIdx(s, b, t, h, d)] += s.scale * ds * k[kvIdx(s, b, key, g, d)];
+            dk[kvIdx(s, b, key, g, d)] += s.scale * ds * q[qIdx(s, b, t, h, d)];
+            dv[kvIdx(s, b, key, g, d)] += p[key] * dout[qIdx(s, b, t, h, d)];
+          }
+        }
+      }
+    }
+  return { dq, dk, dv };
+}
+
 // ---- reference backward vs finite differences (plain JS, no device) ----
 
 test('rmsnorm reference backward agrees with finite differences', () => {
@@ -186,6 +245,19 @@ test('swiglu, rope and cross-entropy reference backwards agree with finite diffe
   const targets = Int32Array.from([3, 0]);
   const loss = (l: Float64Array) => refCrossEntropy(l, targets, N, V, 1).losses.reduce((a, b) => a + b, 0);
   expectClose(refCrossEntropy(logits, targets, N, V, 1).grad, finiteDiff(loss, logits), 1e-6, 1e-5, 'dlogits');
+});
+
+
+test('attention reference backward agrees with finite differences', () => {
+  const s: AttnShape = { B: 1, T: 3, NH: 2, NKV: 1, HD: 2, scale: 0.7 };
+  const q = Float64Array.from(randn(s.B * s.T * s.NH * s.HD, 111));
+  const k = Float64Array.from(randn(s.B * s.T * s.NKV * s.HD, 112));
+  const v = Float64Array.from(randn(k.length, 113));
+  const dout = Float64Array.from(randn(q.length, 114));
+  const g = refAttentionBackward(s, q, k, v, dout);
+  expectClose(g.dq, finiteDiff((x) => dot(dout, refAttention(s, x, k, v).out), q), 1e-6, 1e-5, 'dq');
+  expectClose(g.dk, finiteDiff((x) => dot(dout, refAttention(s, q, x, v).out), k), 1e-6, 1e-5, 'dk');
+  expectClose(g.dv, finiteDiff((x) => dot(dout, refAttention(s, q, k, x).out), v), 1e-6, 1e-5, 'dv');
 });
 
 // ---- kernels on every backend ----
@@ -390,5 +462,30 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
       const got = cBf16 ? buf.readBf16(pc, batch * M * N) : buf.readF32(pc, batch * M * N);
       expectClose(got, ref, 1e-5 * scale, cBf16 ? BF16_RTOL : 1e-5, fn);
     }
+  });
+
+  test.each([
+    [1, 1, 1, 1, 32],
+    [2, 9, 4, 2, 32],
+    [1, 20, 8, 2, 64],
+  ])('causal attention B=%i T=%i NH=%i NKV=%i HD=%i, forward and backward', (B, T, NH, NKV, HD) => {
+    const s: AttnShape = { B, T, NH, NKV, HD, scale: 1 / Math.sqrt(HD) };
+    const q = roundBf16(randn(B * T * NH * HD, 121));
+    const k = roundBf16(randn(B * T * NKV * HD, 122));
+    const v = roundBf16(randn(B * T * NKV * HD, 123));
+    const dout = roundBf16(randn(q.length, 124));
+    const ref = refAttention(s, q, k, v);
+    const [pq, pk, pv] = [buf.bf16(q), buf.bf16(k), buf.bf16(v)];
+    const [out, lse] = [buf.alloc(2 * q.length), buf.alloc(4 * B * NH * T)];
+    backend.k.attentionForward(out, lse, pq, pk, pv, B, T, NH, NKV, HD, s.scale);
+    expectClose(buf.readBf16(out, q.length), ref.out, 1e-3, BF16_RTOL, 'out');
+    expectClose(buf.readF32(lse, B * NH * T), ref.lse, 1e-5, 1e-5, 'lse');
+    // The backward reads the kernel's own (bf16) output, like training does; the reference uses its own.
+    const g = refAttentionBackward(s, q, k, v, dout);
+    const [dq, dk, dv] = [buf.bf16(new Float32Array(q.length)), buf.bf16(new Float32Array(k.length)), buf.bf16(new Float32Array(v.length))];
+    backend.k.attentionBackward(dq, dk, dv, buf.bf16(dout), out, lse, pq, pk, pv, B, T, NH, NKV, HD, s.scale);
+    expectClose(buf.readBf16(dq, q.length), g.dq, 2e-2, 2 * BF16_RTOL, 'dq');
+    expectClose(buf.readBf16(dk, k.length), g.dk, 2e-2, 2 * BF16_RTOL, 'dk');
+    expectClose(buf.readBf16(dv, v.length), g.dv, 2e-2, 2 * BF16_RTOL, 'dv');
   });
 });

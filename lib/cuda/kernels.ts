@@ -41,6 +41,13 @@ export interface CudaKernels extends MemoryKernels {
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number, beta: number, C: number, cBf16: boolean, ldc: number, strideC: number, batch: number): void;
   /** The same with our WMMA kernel only (the GPU's fallback; the emulator's gemm). */
   gemmTiled(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number, beta: number, C: number, cBf16: boolean, ldc: number, strideC: number, batch: number): void;
+  /**
+   * Causal attention, flash-style: q/out [B, T, NH, HD], k/v [B, T, NKV, HD] bf16 (head h uses KV head
+   * h / (NH / NKV)); lse [B, NH, T] f32 saved for the backward. HD a multiple of 32, at most 256.
+   */
+  attentionForward(out: number, lse: number, q: number, k: number, v: number, B: number, T: number, NH: number, NKV: number, HD: number, scale: number): void;
+  /** dq, dk, dv += gradients (bf16), recomputed from the forward's out and lse. Deterministic. */
+  attentionBackward(dq: number, dk: number, dv: number, dout: number, out: number, lse: number, q: number, k: number, v: number, B: number, T: number, NH: number, NKV: number, HD: number, scale: number): void;
 }
 
 /** Scratch floats after out[0] that sumSquares needs. */

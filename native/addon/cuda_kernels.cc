@@ -186,6 +186,29 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
            kTiled ? "gemmTiled" : "gemm");
   return info.Env().Undefined();
 }
+// attentionForward(out, lse, q, k, v, B, T, NH, NKV, HD, scale)
+template <typename K>
+Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::attention_forward(mm::ptr<uint16_t>(info, 0), mm::ptr(info, 1), mm::ptr<uint16_t>(info, 2),
+                                mm::ptr<uint16_t>(info, 3), mm::ptr<uint16_t>(info, 4), mm::i32(info, 5),
+                                mm::i32(info, 6), mm::i32(info, 7), mm::i32(info, 8), mm::i32(info, 9),
+                                mm::f32(info, 10)),
+           "attentionForward");
+  return info.Env().Undefined();
+}
+// attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HD, scale)
+template <typename K>
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::attention_backward(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr<uint16_t>(info, 2),
+                                 mm::ptr<uint16_t>(info, 3), mm::ptr<uint16_t>(info, 4), mm::ptr(info, 5),
+                                 mm::ptr<uint16_t>(info, 6), mm::ptr<uint16_t>(info, 7), mm::ptr<uint16_t>(info, 8),
+                                 mm::i32(info, 9), mm::i32(info, 10), mm::i32(info, 11), mm::i32(info, 12),
+                                 mm::i32(info, 13), mm::f32(info, 14)),
+           "attentionBackward");
+  return info.Env().Undefined();
+}
 
 template <typename K>
 void bind_backend(Napi::Env env, Napi::Object table) {
@@ -211,6 +234,8 @@ void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "sumSquares", SumSquares<K>);
   mm::def(env, table, "gemm", Gemm<K, false>);
   mm::def(env, table, "gemmTiled", Gemm<K, true>);
+  mm::def(env, table, "attentionForward", AttentionForward<K>);
+  mm::def(env, table, "attentionBackward", AttentionBackward<K>);
 }
 
 #ifdef MINIMIND_WITH_CUDA_EMU

@@ -70,4 +70,13 @@ struct MM_CUDA_BACKEND {
   static int gemm_tiled(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                         int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta,
                         void* C, bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch);
+
+  // ---- causal attention with grouped KV heads (attention.cu), flash-style (no T x T matrix):
+  // q, out [B, T, NH, HD]; k, v [B, T, NKV, HD]; lse [B, NH, T] fp32 saved for the backward, which accumulates
+  // into dq, dk, dv. HD a multiple of 32 (<= 256), NH a multiple of NKV. ----
+  static int attention_forward(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                               int B, int T, int NH, int NKV, int HD, float scale);
+  static int attention_backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout, const uint16_t* out,
+                                const float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, int B,
+                                int T, int NH, int NKV, int HD, float scale);
 };

@@ -34,6 +34,10 @@ int main() {
       "adamw");
   run(K::sum_squares(out.data(), f.data(), N * C), "sum_squares");
   run(K::gemm(false, true, N, 48, C, 1.f, a.data(), C, 0, b.data(), C, 0, 0.f, f.data(), false, 48, 0, 1), "gemm");
+  run(K::attention_forward(d.data(), f.data(), a.data(), b.data(), c.data(), 2, T, 4, 2, 32, 0.17f), "attention_forward");
+  run(K::attention_backward(a.data(), b.data(), c.data(), d.data(), d.data(), f.data(), a.data(), b.data(), c.data(), 2,
+                            T, 4, 2, 32, 0.17f),
+      "attention_backward");
   std::printf("kernels under TSan: %d failure(s)\n", failures);
   return failures ? 1 : 0;
 }
