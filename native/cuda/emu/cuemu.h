@@ -384,7 +384,7 @@ struct WarpGroup {
 struct Warp {
   unsigned live = 0;  // lanes that exist and have not exited
   WarpGroup groups[4];  // disjoint masks may be in flight at once (e.g. two half-warps)
-  int sync_token[2] = {0, 0};  // TSan release/acquire addresses for __syncwarp
+  int sync_token = 0;  // TSan release/acquire address for __syncwarp
 };
 
 struct LaunchInfo {
@@ -522,7 +522,7 @@ CUEMU_INTERNAL inline int barrier(int vote, const char* file, int line) {
 }
 
 // ---- warp collectives --------------------------------------------------------------------------------------------------
-CUEMU_INTERNAL inline void complete_group(Warp& w, WarpGroup& g, Block& b, int warp_index) {
+CUEMU_INTERNAL inline void complete_group(WarpGroup& g, Block& b, int warp_index) {
   const unsigned present = g.arrived;
   if (g.op == WarpOp::Matrix) {
     if (present != ~0u) fail("a WMMA operation needs all 32 lanes of the warp");
@@ -559,7 +559,6 @@ CUEMU_INTERNAL inline void complete_group(Warp& w, WarpGroup& g, Block& b, int w
     }
   g.mask = 0;
   g.arrived = 0;
-  (void)w;
 }
 
 inline const char* op_name(WarpOp op) {
@@ -611,11 +610,11 @@ CUEMU_INTERNAL inline void warp_collective(WarpOp op, unsigned mask, int width, 
   g->arrived |= 1u << lane;
   if (op == WarpOp::SyncWarp) {
 #if CUEMU_TSAN
-    __tsan_release(&w.sync_token[0]);
+    __tsan_release(&w.sync_token);
 #endif
   }
   if ((g->arrived & (mask & w.live)) == (mask & w.live)) {
-    complete_group(w, *g, b, warp_index);
+    complete_group(*g, b, warp_index);
   } else {
     self->state = FiberState::InWarpOp;
     self->wait_file = file;
@@ -624,7 +623,7 @@ CUEMU_INTERNAL inline void warp_collective(WarpOp op, unsigned mask, int width, 
   }
   if (op == WarpOp::SyncWarp) {
 #if CUEMU_TSAN
-    __tsan_acquire(&w.sync_token[0]);
+    __tsan_acquire(&w.sync_token);
 #endif
   }
 }
@@ -634,7 +633,7 @@ CUEMU_INTERNAL inline void on_exit(Block& b, Fiber& f) {
   Warp& w = b.warps[f.index / 32];
   w.live &= ~(1u << (f.index % 32));
   for (WarpGroup& g : w.groups)
-    if (g.arrived && (g.arrived & (g.mask & w.live)) == (g.mask & w.live)) complete_group(w, g, b, f.index / 32);
+    if (g.arrived && (g.arrived & (g.mask & w.live)) == (g.mask & w.live)) complete_group(g, b, f.index / 32);
   b.live--;
   if (b.bar_arrived > 0 && b.bar_arrived == b.live) {
     if (!b.warned_exit_barrier) {
