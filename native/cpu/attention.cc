@@ -1,0 +1,412 @@
+// Flash-style causal attention with GQA on the CPU: forward and backward (shapes in attention.h).
+//
+// Forward, for every (batch b, query head h, tile of kBr queries), one pool task:
+//   for each tile of kBc keys the queries can see:
+//     S = K_tile . Q_tile^T                      scores, kept in log2 units (Q is pre-scaled by log2(e)/sqrt(HD))
+//     m_new = max(m, rowmax S);  P = 2^(S - m_new);  l = l * 2^(m - m_new) + rowsum P
+//     O = O * 2^(m - m_new) + P V                (the "online softmax": no T x T matrix ever exists)
+//   out = O / l,  lse = (m + log2 l) * ln 2
+// Backward, for every (batch b, KV head), one task that loops over the query heads of its group, recomputing
+// P = 2^(S - lse * log2(e)) tile by tile, with D = rowsum(dO * O):
+//   dV += P^T dO,   dP = dO V^T,   dS = P * (dP - D) / sqrt(HD),   dK += dS^T Q,   dQ += dS K
+// The task owns dk/dv of its KV head and dq of its query heads, so the sums need no atomics and always run
+// in the same order (deterministic).
+//
+// Layout trick: every tile is stored transposed, keys x queries, so vectors run along queries. The softmax
+// statistics (max, sum, rescale) of W queries are then plain vertical vector ops, and K, V, Q and dO are
+// read straight from the [B, T, heads, HD] tensors without packing (only Q^T and dO^T are packed).
+//
+// Vectors are GCC/Clang vector extensions of W floats, so one template serves AVX-512 (W=16), AVX2 (W=8)
+// and a portable build (W=4: SSE2 on x86-64, NEON on arm64); thin wrappers compile it per ISA with
+// target attributes and `flatten`, and a runtime check picks one (the binary runs on any x86-64).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "mm.h"
+#include "attention.h"
+
+// 64-byte vectors as values only ever live inside the AVX-512 wrappers; the ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace mm::cpu {
+namespace {
+
+// Tile sizes: queries per task and keys per step. Multiples of 48 keep every register-block shape below
+// whole (48 = 3 AVX-512 vectors = 6 AVX2 vectors, and divisible by 6, 8, 12 and 24 rows).
+constexpr int64_t kBr = 48;
+constexpr int64_t kBc = 48;
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// ---- vectors of W floats ----------------------------------------------------------------------------
+
+template <int W>
+struct Vectors {
+  typedef float F __attribute__((vector_size(4 * W)));
+  typedef int32_t I __attribute__((vector_size(4 * W)));
+};
+template <int W>
+using VF = typename Vectors<W>::F;
+template <int W>
+using VI = typename Vectors<W>::I;
+
+template <int W>
+inline VF<W> load(const float* p) {
+  VF<W> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <int W>
+inline void store(float* p, VF<W> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+template <int W>
+inline VF<W> broadcast(float s) {
+  VF<W> v;
+  for (int i = 0; i < W; ++i) v[i] = s;  // compiles to one broadcast instruction
+  return v;
+}
+template <int W>
+inline VF<W> vmax(VF<W> a, VF<W> b) {
+  return a > b ? a : b;
+}
+
+// 2^t for t <= 0 (a score minus its row's max), flushed to 0 below 2^-126 (and for t = -inf, a masked key).
+// t = n + f with n = round(t) and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 6 (relative error
+// below 1.2e-7, about one float ulp); 2^n goes straight into the exponent bits.
+template <int W>
+inline VF<W> exp2_nonpositive(VF<W> t) {
+  constexpr double l = 0.6931471805599453;  // ln 2
+  constexpr float c1 = l, c2 = l * l / 2, c3 = l * l * l / 6, c4 = l * l * l * l / 24,
+                  c5 = l * l * l * l * l / 120, c6 = l * l * l * l * l * l / 720;
+  const VF<W> round_shift = broadcast<W>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  VF<W> n = (t + round_shift) - round_shift;
+  VF<W> f = t - n;
+  VF<W> p = ((((c6 * f + c5) * f + c4) * f + c3) * f + c2) * f + c1;
+  p = p * f + 1.0f;
+  VI<W> bits = (VI<W>)p + (__builtin_convertvector(n, VI<W>) << 23);  // a vector cast reinterprets the bits
+  VI<W> in_range = t >= broadcast<W>(-126.0f);  // all ones where t is in range, 0 elsewhere (and for NaN)
+  return (VF<W>)(bits & in_range);
+}
+
+// ---- tile products ------------------------------------------------------------------------------------
+// C[m, n] (+)= sum_k A(m, k) * B[k, n] for an M x N tile, N a multiple of W. B and C rows are contiguous
+// (ldb, ldc apart); A is read one element at a time and broadcast, through one of these accessors:
+
+// A(m, k) = a[m * ld + k]: K or V rows straight from a [B, T, heads, HD] tensor.
+struct RowMajor {
+  const float* a;
+  int64_t ld;
+  float at(int m, int64_t k) const { return a[m * ld + k]; }
+  RowMajor rows_from(int64_t m) const { return {a + m * ld, ld}; }
+};
+// A(m, k) = a[k * ld + m]: a keys x queries tile read as queries x keys (dS^T), or V read as HD x keys.
+struct ColMajor {
+  const float* a;
+  int64_t ld;
+  float at(int m, int64_t k) const { return a[k * ld + m]; }
+  ColMajor rows_from(int64_t m) const { return {a + m, ld}; }
+};
+// A(m, k) = a[m * kBr + k]: a keys x queries tile (P or dS) as it is stored.
+struct TileRows {
+  const float* a;
+  float at(int m, int64_t k) const { return a[m * kBr + k]; }
+  TileRows rows_from(int64_t m) const { return {a + m * kBr}; }
+};
+
+// One register block: MR rows x NV vectors of C stay in registers for the whole k loop.
+template <int W, int MR, int NV, class A>
+inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  VF<W> acc[MR][NV];
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NV; ++n) acc[m][n] = accumulate ? load<W>(c + m * ldc + n * W) : VF<W>{};
+  for (int64_t k = 0; k < K; ++k) {
+    VF<W> bk[NV];
+    for (int n = 0; n < NV; ++n) bk[n] = load<W>(b + k * ldb + n * W);
+    for (int m = 0; m < MR; ++m) {
+      VF<W> am = broadcast<W>(a.at(m, k));
+      for (int n = 0; n < NV; ++n) acc[m][n] += am * bk[n];
+    }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NV; ++n) store<W>(c + m * ldc + n * W, acc[m][n]);
+}
+
+// A column strip of NV vectors: blocks of MR = ACC / NV rows (ACC accumulators fit the register file),
+// then single rows for a ragged end (only a last, partial key tile has one).
+template <int W, int ACC, int NV, class A>
+inline void strip_product(int64_t M, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                          bool accumulate) {
+  constexpr int MR = ACC / NV;
+  int64_t m = 0;
+  for (; m + MR <= M; m += MR) block_product<W, MR, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+  for (; m < M; ++m) block_product<W, 1, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+}
+
+// AVX-512 has 32 registers: 24 accumulators in strips of up to 4 vectors. AVX2 and SSE/NEON have 16:
+// 12 accumulators in strips of up to 3.
+template <int W, int ACC, class A>
+inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, int64_t ldb, float* c,
+                         int64_t ldc, bool accumulate) {
+  constexpr int kMaxStrip = ACC >= 24 ? 4 : 3;
+  for (int64_t n = 0; n < N;) {
+    int64_t nv = std::min<int64_t>(kMaxStrip, (N - n) / W);
+    if constexpr (kMaxStrip >= 4) {
+      if (nv == 4) strip_product<W, ACC, 4>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    }
+    if (nv == 3) strip_product<W, ACC, 3>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 2) strip_product<W, ACC, 2>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 1) strip_product<W, ACC, 1>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    n += nv * W;
+  }
+}
+
+// ---- shared geometry --------------------------------------------------------------------------------
+
+struct Geometry {
+  int64_t row_q;      // floats between consecutive positions in q/out/dout: NH * HD
+  int64_t row_kv;     // ... in k/v: NKV * HD
+  int64_t group;      // query heads per KV head
+  int64_t q_tiles;    // ceil(T / kBr)
+  int64_t first_pos;  // absolute position of query 0 when causal (Tk - T), else unused
+  float q_scale;      // log2(e) / sqrt(HD): scores come out in log2 units
+
+  explicit Geometry(const AttentionShape& s)
+      : row_q(s.NH * s.HD), row_kv(s.NKV * s.HD), group(s.NH / s.NKV), q_tiles((s.T + kBr - 1) / kBr),
+        first_pos(s.Tk - s.T), q_scale(kLog2e / std::sqrt(static_cast<float>(s.HD))) {}
+
+  // Keys [0, end) that queries i0 .. i0 + rows - 1 can see.
+  int64_t key_end(const AttentionShape& s, int64_t i0, int64_t rows) const {
+    return s.causal ? std::min(s.Tk, first_pos + i0 + rows) : s.Tk;
+  }
+};
+
+// Sets S^T[j, i] = -inf where key j0 + j lies after query i0 + i (only tiles crossing the diagonal have any).
+inline void mask_future_keys(const AttentionShape& s, const Geometry& g, float* st, int64_t i0, int64_t j0,
+                             int64_t keys) {
+  if (!s.causal) return;
+  for (int64_t j = 0; j < keys; ++j) {
+    int64_t first_seen_by = std::min(kBr, std::max<int64_t>(0, j0 + j - g.first_pos - i0));
+    std::fill(st + j * kBr, st + j * kBr + first_seen_by, kNegInf);
+  }
+}
+
+// ---- forward --------------------------------------------------------------------------------------------
+
+struct ForwardArgs {
+  float* out;
+  float* lse;
+  const float* q;
+  const float* k;
+  const float* v;
+};
+
+template <int W, int ACC>
+inline void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
+  const Geometry g(s);
+  const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
+  const int64_t rows = std::min(kBr, s.T - i0), kvh = h / g.group, HD = s.HD;
+  const float* q = p.q + (b * s.T + i0) * g.row_q + h * HD;
+  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
+  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+
+  alignas(64) float qt[kMaxHeadDim * kBr];  // Q^T, pre-scaled; padded queries are zero
+  alignas(64) float ot[kMaxHeadDim * kBr];  // unnormalised O^T
+  alignas(64) float st[kBc * kBr];          // S^T, then P^T in place
+  alignas(64) float m_run[kBr], l_run[kBr];
+  for (int64_t d = 0; d < HD; ++d)
+    for (int64_t i = 0; i < kBr; ++i) qt[d * kBr + i] = i < rows ? q[i * g.row_q + d] * g.q_scale : 0.0f;
+  std::fill(ot, ot + HD * kBr, 0.0f);
+  std::fill(m_run, m_run + kBr, kNegInf);
+  std::fill(l_run, l_run + kBr, 0.0f);
+
+  const int64_t key_end = g.key_end(s, i0, rows);
+  for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
+    const int64_t keys = std::min(kBc, key_end - j0);
+    tile_product<W, ACC>(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt, kBr, st, kBr, false);
+    mask_future_keys(s, g, st, i0, j0, keys);
+    for (int64_t iv = 0; iv < kBr; iv += W) {
+      const VF<W> m_old = load<W>(m_run + iv);
+      VF<W> m_new = m_old;
+      for (int64_t j = 0; j < keys; ++j) m_new = vmax<W>(m_new, load<W>(st + j * kBr + iv));
+      VF<W> row_sum{};
+      for (int64_t j = 0; j < keys; ++j) {
+        VF<W> pj = exp2_nonpositive<W>(load<W>(st + j * kBr + iv) - m_new);
+        store<W>(st + j * kBr + iv, pj);
+        row_sum += pj;
+      }
+      // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
+      const VF<W> rescale = exp2_nonpositive<W>(m_old - m_new);
+      store<W>(l_run + iv, load<W>(l_run + iv) * rescale + row_sum);
+      store<W>(m_run + iv, m_new);
+      for (int64_t d = 0; d < HD; ++d) store<W>(ot + d * kBr + iv, load<W>(ot + d * kBr + iv) * rescale);
+    }
+    // O^T[d, i] += sum_j V[j, d] P^T[j, i]
+    tile_product<W, ACC>(HD, kBr, keys, ColMajor{v + j0 * g.row_kv, g.row_kv}, st, kBr, ot, kBr, true);
+  }
+
+  float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
+  float* lse = p.lse + (b * s.NH + h) * s.T + i0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float inv_l = 1.0f / l_run[i];
+    for (int64_t d = 0; d < HD; ++d) out[i * g.row_q + d] = ot[d * kBr + i] * inv_l;
+    lse[i] = (m_run[i] + std::log2(l_run[i])) * kLn2;
+  }
+}
+
+// ---- backward -------------------------------------------------------------------------------------------
+
+struct BackwardArgs {
+  float* dq;
+  float* dk;
+  float* dv;
+  const float* dout;
+  const float* q;
+  const float* k;
+  const float* v;
+  const float* out;
+  const float* lse;
+};
+
+template <int W, int ACC>
+inline void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
+  const Geometry g(s);
+  const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
+  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
+  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+  float* dk = p.dk + b * s.Tk * g.row_kv + kvh * HD;
+  float* dv = p.dv + b * s.Tk * g.row_kv + kvh * HD;
+
+  // Per query head, the whole sequence: Q^T (pre-scaled), dO^T, lse in log2 units, D = rowsum(dO * O).
+  // Padded queries get lse = +inf, hence P = 0 and no contribution.
+  std::vector<float> qt(HD * t_pad), dot(HD * t_pad), lse2(t_pad), delta(t_pad);
+  alignas(64) float pt[kBc * kBr];   // S^T, then P^T
+  alignas(64) float dst[kBc * kBr];  // dP^T, then dS^T
+
+  for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
+    const float* q = p.q + b * s.T * g.row_q + h * HD;
+    const float* dout = p.dout + b * s.T * g.row_q + h * HD;
+    const float* out = p.out + b * s.T * g.row_q + h * HD;
+    const float* lse = p.lse + (b * s.NH + h) * s.T;
+    float* dq = p.dq + b * s.T * g.row_q + h * HD;
+    for (int64_t i = 0; i < t_pad; ++i) {
+      const bool real = i < s.T;
+      float dot_row = 0.0f;
+      for (int64_t d = 0; d < HD; ++d) {
+        qt[d * t_pad + i] = real ? q[i * g.row_q + d] * g.q_scale : 0.0f;
+        dot[d * t_pad + i] = real ? dout[i * g.row_q + d] : 0.0f;
+        if (real) dot_row += dout[i * g.row_q + d] * out[i * g.row_q + d];
+      }
+      lse2[i] = real ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
+      delta[i] = dot_row;
+    }
+
+    for (int64_t i0 = 0; i0 < s.T; i0 += kBr) {
+      const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
+      for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
+        const int64_t keys = std::min(kBc, key_end - j0);
+        const RowMajor k_rows{k + j0 * g.row_kv, g.row_kv};
+        tile_product<W, ACC>(keys, kBr, HD, k_rows, qt.data() + i0, t_pad, pt, kBr, false);
+        tile_product<W, ACC>(keys, kBr, HD, RowMajor{v + j0 * g.row_kv, g.row_kv}, dot.data() + i0, t_pad, dst,
+                             kBr, false);
+        mask_future_keys(s, g, pt, i0, j0, keys);
+        const float score_scale = g.q_scale * kLn2;  // d(score)/d(q.k) = 1/sqrt(HD)
+        for (int64_t iv = 0; iv < kBr; iv += W) {
+          const VF<W> lse_i = load<W>(lse2.data() + i0 + iv), delta_i = load<W>(delta.data() + i0 + iv);
+          for (int64_t j = 0; j < keys; ++j) {
+            VF<W> pj = exp2_nonpositive<W>(load<W>(pt + j * kBr + iv) - lse_i);
+            store<W>(pt + j * kBr + iv, pj);
+            store<W>(dst + j * kBr + iv, pj * (load<W>(dst + j * kBr + iv) - delta_i) * score_scale);
+          }
+        }
+        // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j]
+        tile_product<W, ACC>(keys, HD, rows, TileRows{pt}, dout + i0 * g.row_q, g.row_q, dv + j0 * g.row_kv,
+                             g.row_kv, true);
+        tile_product<W, ACC>(keys, HD, rows, TileRows{dst}, q + i0 * g.row_q, g.row_q, dk + j0 * g.row_kv,
+                             g.row_kv, true);
+        tile_product<W, ACC>(rows, HD, keys, ColMajor{dst, kBr}, k + j0 * g.row_kv, g.row_kv, dq + i0 * g.row_q,
+                             g.row_q, true);
+      }
+    }
+  }
+}
+
+// ---- one compiled copy per ISA ----------------------------------------------------------------------------
+
+using ForwardTask = void (*)(const AttentionShape&, const ForwardArgs&, int64_t);
+using BackwardTask = void (*)(const AttentionShape&, const BackwardArgs&, int64_t);
+
+__attribute__((flatten)) void forward_portable(const AttentionShape& s, const ForwardArgs& p, int64_t t) {
+  forward_query_tile<4, 12>(s, p, t);
+}
+__attribute__((flatten)) void backward_portable(const AttentionShape& s, const BackwardArgs& p, int64_t t) {
+  backward_kv_head<4, 12>(s, p, t);
+}
+#if MM_HAVE_X86
+MM_TARGET_AVX2 __attribute__((flatten)) void forward_avx2(const AttentionShape& s, const ForwardArgs& p, int64_t t) {
+  forward_query_tile<8, 12>(s, p, t);
+}
+MM_TARGET_AVX2 __attribute__((flatten)) void backward_avx2(const AttentionShape& s, const BackwardArgs& p,
+                                                           int64_t t) {
+  backward_kv_head<8, 12>(s, p, t);
+}
+__attribute__((target("avx512f"), flatten)) void forward_avx512(const AttentionShape& s, const ForwardArgs& p,
+                                                               int64_t t) {
+  forward_query_tile<16, 24>(s, p, t);
+}
+__attribute__((target("avx512f"), flatten)) void backward_avx512(const AttentionShape& s, const BackwardArgs& p,
+                                                                int64_t t) {
+  backward_kv_head<16, 24>(s, p, t);
+}
+#endif
+
+// The widest ISA that is both requested and available.
+VectorIsa resolve(VectorIsa want) {
+  if (want == VectorIsa::kBest) want = VectorIsa::kAvx512;
+  if (want == VectorIsa::kAvx512 && !cpu_features().avx512f) want = VectorIsa::kAvx2;
+  if (want == VectorIsa::kAvx2 && !use_avx2()) want = VectorIsa::kPortable;
+  return want;
+}
+
+}  // namespace
+
+void attention_forward(const AttentionShape& s, float* out, float* lse, const float* q, const float* k,
+                       const float* v, VectorIsa isa) {
+  ForwardTask task = forward_portable;
+#if MM_HAVE_X86
+  switch (resolve(isa)) {
+    case VectorIsa::kAvx512: task = forward_avx512; break;
+    case VectorIsa::kAvx2: task = forward_avx2; break;
+    default: break;
+  }
+#endif
+  const ForwardArgs args{out, lse, q, k, v};
+  const int64_t tasks = s.B * s.NH * Geometry(s).q_tiles;
+  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) task(s, args, t);
+  });
+}
+
+void attention_backward(const AttentionShape& s, float* dq, float* dk, float* dv, const float* dout,
+                        const float* q, const float* k, const float* v, const float* out, const float* lse,
+                        VectorIsa isa) {
+  BackwardTask task = backward_portable;
+#if MM_HAVE_X86
+  switch (resolve(isa)) {
+    case VectorIsa::kAvx512: task = backward_avx512; break;
+    case VectorIsa::kAvx2: task = backward_avx2; break;
+    default: break;
+  }
+#endif
+  const BackwardArgs args{dq, dk, dv, dout, q, k, v, out, lse};
+  parallel_for(s.B * s.NKV, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) task(s, args, t);
+  });
+}
+
+}  // namespace mm::cpu
