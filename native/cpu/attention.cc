@@ -16,9 +16,12 @@
 // statistics (max, sum, rescale) of W queries are then plain vertical vector ops, and K, V, Q and dO are
 // read straight from the [B, T, heads, HD] tensors without packing (only Q^T and dO^T are packed).
 //
-// Vectors are GCC/Clang vector extensions of W floats, so one template serves AVX-512 (W=16), AVX2 (W=8)
-// and a portable build (W=4: SSE2 on x86-64, NEON on arm64); thin wrappers compile it per ISA with
-// target attributes and `flatten`, and a runtime check picks one (the binary runs on any x86-64).
+// One source, three ISAs: the kernel section at the end of this file is written with GCC/Clang vector
+// extensions of W floats and compiled three times (the file includes itself), inside `#pragma GCC target`
+// regions: AVX-512 (W=16), AVX2+FMA (W=8) and portable (W=4: SSE2 on x86-64, NEON on arm64). A runtime
+// check picks one, so the binary runs on any x86-64. (Templates compiled outside such a region and then
+// inlined into it do not work: GCC first lowers their 64-byte vectors as if the CPU had no AVX-512.)
+#ifndef MM_ATTENTION_KERNELS
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -27,9 +30,6 @@
 
 #include "mm.h"
 #include "attention.h"
-
-// 64-byte vectors as values only ever live inside the AVX-512 wrappers; the ABI note does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace mm::cpu {
 namespace {
@@ -43,60 +43,35 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// ---- vectors of W floats ----------------------------------------------------------------------------
+struct Geometry {
+  int64_t row_q;      // floats between consecutive positions in q/out/dout: NH * HD
+  int64_t row_kv;     // ... in k/v: NKV * HD
+  int64_t group;      // query heads per KV head
+  int64_t q_tiles;    // ceil(T / kBr)
+  int64_t first_pos;  // absolute position of query 0 when causal (Tk - T), else unused
+  float q_scale;      // log2(e) / sqrt(HD): scores come out in log2 units
 
-template <int W>
-struct Vectors {
-  typedef float F __attribute__((vector_size(4 * W)));
-  typedef int32_t I __attribute__((vector_size(4 * W)));
+  explicit Geometry(const AttentionShape& s)
+      : row_q(s.NH * s.HD), row_kv(s.NKV * s.HD), group(s.NH / s.NKV), q_tiles((s.T + kBr - 1) / kBr),
+        first_pos(s.Tk - s.T), q_scale(kLog2e / std::sqrt(static_cast<float>(s.HD))) {}
+
+  // Keys [0, end) that queries i0 .. i0 + rows - 1 can see.
+  int64_t key_end(const AttentionShape& s, int64_t i0, int64_t rows) const {
+    return s.causal ? std::min(s.Tk, first_pos + i0 + rows) : s.Tk;
+  }
 };
-template <int W>
-using VF = typename Vectors<W>::F;
-template <int W>
-using VI = typename Vectors<W>::I;
 
-template <int W>
-inline VF<W> load(const float* p) {
-  VF<W> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <int W>
-inline void store(float* p, VF<W> v) {
-  std::memcpy(p, &v, sizeof v);
-}
-template <int W>
-inline VF<W> broadcast(float s) {
-  VF<W> v;
-  for (int i = 0; i < W; ++i) v[i] = s;  // compiles to one broadcast instruction
-  return v;
-}
-template <int W>
-inline VF<W> vmax(VF<W> a, VF<W> b) {
-  return a > b ? a : b;
+// Sets S^T[j, i] = -inf where key j0 + j lies after query i0 + i (only tiles crossing the diagonal have any).
+void mask_future_keys(const AttentionShape& s, const Geometry& g, float* st, int64_t i0, int64_t j0, int64_t keys) {
+  if (!s.causal) return;
+  for (int64_t j = 0; j < keys; ++j) {
+    const int64_t first_seen_by = std::min(kBr, std::max<int64_t>(0, j0 + j - g.first_pos - i0));
+    std::fill(st + j * kBr, st + j * kBr + first_seen_by, kNegInf);
+  }
 }
 
-// 2^t for t <= 0 (a score minus its row's max), flushed to 0 below 2^-126 (and for t = -inf, a masked key).
-// t = n + f with n = round(t) and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 6 (relative error
-// below 1.2e-7, about one float ulp); 2^n goes straight into the exponent bits.
-template <int W>
-inline VF<W> exp2_nonpositive(VF<W> t) {
-  constexpr double l = 0.6931471805599453;  // ln 2
-  constexpr float c1 = l, c2 = l * l / 2, c3 = l * l * l / 6, c4 = l * l * l * l / 24,
-                  c5 = l * l * l * l * l / 120, c6 = l * l * l * l * l * l / 720;
-  const VF<W> round_shift = broadcast<W>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  VF<W> n = (t + round_shift) - round_shift;
-  VF<W> f = t - n;
-  VF<W> p = ((((c6 * f + c5) * f + c4) * f + c3) * f + c2) * f + c1;
-  p = p * f + 1.0f;
-  VI<W> bits = (VI<W>)p + (__builtin_convertvector(n, VI<W>) << 23);  // a vector cast reinterprets the bits
-  VI<W> in_range = t >= broadcast<W>(-126.0f);  // all ones where t is in range, 0 elsewhere (and for NaN)
-  return (VF<W>)(bits & in_range);
-}
-
-// ---- tile products ------------------------------------------------------------------------------------
-// C[m, n] (+)= sum_k A(m, k) * B[k, n] for an M x N tile, N a multiple of W. B and C rows are contiguous
-// (ldb, ldc apart); A is read one element at a time and broadcast, through one of these accessors:
+// Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
+// through one of these accessors.
 
 // A(m, k) = a[m * ld + k]: K or V rows straight from a [B, T, heads, HD] tensor.
 struct RowMajor {
@@ -119,85 +94,6 @@ struct TileRows {
   TileRows rows_from(int64_t m) const { return {a + m * kBr}; }
 };
 
-// One register block: MR rows x NV vectors of C stay in registers for the whole k loop.
-template <int W, int MR, int NV, class A>
-inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
-  VF<W> acc[MR][NV];
-  for (int m = 0; m < MR; ++m)
-    for (int n = 0; n < NV; ++n) acc[m][n] = accumulate ? load<W>(c + m * ldc + n * W) : VF<W>{};
-  for (int64_t k = 0; k < K; ++k) {
-    VF<W> bk[NV];
-    for (int n = 0; n < NV; ++n) bk[n] = load<W>(b + k * ldb + n * W);
-    for (int m = 0; m < MR; ++m) {
-      VF<W> am = broadcast<W>(a.at(m, k));
-      for (int n = 0; n < NV; ++n) acc[m][n] += am * bk[n];
-    }
-  }
-  for (int m = 0; m < MR; ++m)
-    for (int n = 0; n < NV; ++n) store<W>(c + m * ldc + n * W, acc[m][n]);
-}
-
-// A column strip of NV vectors: blocks of MR = ACC / NV rows (ACC accumulators fit the register file),
-// then single rows for a ragged end (only a last, partial key tile has one).
-template <int W, int ACC, int NV, class A>
-inline void strip_product(int64_t M, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
-                          bool accumulate) {
-  constexpr int MR = ACC / NV;
-  int64_t m = 0;
-  for (; m + MR <= M; m += MR) block_product<W, MR, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
-  for (; m < M; ++m) block_product<W, 1, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
-}
-
-// AVX-512 has 32 registers: 24 accumulators in strips of up to 4 vectors. AVX2 and SSE/NEON have 16:
-// 12 accumulators in strips of up to 3.
-template <int W, int ACC, class A>
-inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, int64_t ldb, float* c,
-                         int64_t ldc, bool accumulate) {
-  constexpr int kMaxStrip = ACC >= 24 ? 4 : 3;
-  for (int64_t n = 0; n < N;) {
-    int64_t nv = std::min<int64_t>(kMaxStrip, (N - n) / W);
-    if constexpr (kMaxStrip >= 4) {
-      if (nv == 4) strip_product<W, ACC, 4>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
-    }
-    if (nv == 3) strip_product<W, ACC, 3>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
-    if (nv == 2) strip_product<W, ACC, 2>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
-    if (nv == 1) strip_product<W, ACC, 1>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
-    n += nv * W;
-  }
-}
-
-// ---- shared geometry --------------------------------------------------------------------------------
-
-struct Geometry {
-  int64_t row_q;      // floats between consecutive positions in q/out/dout: NH * HD
-  int64_t row_kv;     // ... in k/v: NKV * HD
-  int64_t group;      // query heads per KV head
-  int64_t q_tiles;    // ceil(T / kBr)
-  int64_t first_pos;  // absolute position of query 0 when causal (Tk - T), else unused
-  float q_scale;      // log2(e) / sqrt(HD): scores come out in log2 units
-
-  explicit Geometry(const AttentionShape& s)
-      : row_q(s.NH * s.HD), row_kv(s.NKV * s.HD), group(s.NH / s.NKV), q_tiles((s.T + kBr - 1) / kBr),
-        first_pos(s.Tk - s.T), q_scale(kLog2e / std::sqrt(static_cast<float>(s.HD))) {}
-
-  // Keys [0, end) that queries i0 .. i0 + rows - 1 can see.
-  int64_t key_end(const AttentionShape& s, int64_t i0, int64_t rows) const {
-    return s.causal ? std::min(s.Tk, first_pos + i0 + rows) : s.Tk;
-  }
-};
-
-// Sets S^T[j, i] = -inf where key j0 + j lies after query i0 + i (only tiles crossing the diagonal have any).
-inline void mask_future_keys(const AttentionShape& s, const Geometry& g, float* st, int64_t i0, int64_t j0,
-                             int64_t keys) {
-  if (!s.causal) return;
-  for (int64_t j = 0; j < keys; ++j) {
-    int64_t first_seen_by = std::min(kBr, std::max<int64_t>(0, j0 + j - g.first_pos - i0));
-    std::fill(st + j * kBr, st + j * kBr + first_seen_by, kNegInf);
-  }
-}
-
-// ---- forward --------------------------------------------------------------------------------------------
-
 struct ForwardArgs {
   float* out;
   float* lse;
@@ -206,8 +102,185 @@ struct ForwardArgs {
   const float* v;
 };
 
-template <int W, int ACC>
-inline void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
+struct BackwardArgs {
+  float* dq;
+  float* dk;
+  float* dv;
+  const float* dout;
+  const float* q;
+  const float* k;
+  const float* v;
+  const float* out;
+  const float* lse;
+};
+
+// ---- the kernels, once per ISA: W floats per vector, ACC accumulator registers --------------------------
+
+#define MM_ATTENTION_KERNELS
+// Vectors of 64 bytes only ever live inside the AVX-512 copy; GCC's ABI note about passing them does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace portable {
+constexpr int W = 4, ACC = 12;
+#include "attention.cc"  // NOLINT(build/include): the kernel section below
+}  // namespace portable
+
+#if MM_HAVE_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+constexpr int W = 8, ACC = 12;
+#include "attention.cc"  // NOLINT(build/include)
+}  // namespace avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+constexpr int W = 16, ACC = 24;
+#include "attention.cc"  // NOLINT(build/include)
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
+
+#pragma GCC diagnostic pop
+#undef MM_ATTENTION_KERNELS
+
+using ForwardTask = void (*)(const AttentionShape&, const ForwardArgs&, int64_t);
+using BackwardTask = void (*)(const AttentionShape&, const BackwardArgs&, int64_t);
+
+// The widest ISA that is both requested and available.
+VectorIsa resolve(VectorIsa want) {
+  if (want == VectorIsa::kBest) want = VectorIsa::kAvx512;
+  if (want == VectorIsa::kAvx512 && !cpu_features().avx512f) want = VectorIsa::kAvx2;
+  if (want == VectorIsa::kAvx2 && !use_avx2()) want = VectorIsa::kPortable;
+  return want;
+}
+
+}  // namespace
+
+void attention_forward(const AttentionShape& s, float* out, float* lse, const float* q, const float* k,
+                       const float* v, VectorIsa isa) {
+  ForwardTask task = portable::forward_query_tile;
+#if MM_HAVE_X86
+  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::forward_query_tile;
+  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::forward_query_tile;
+#endif
+  const ForwardArgs args{out, lse, q, k, v};
+  const int64_t tasks = s.B * s.NH * Geometry(s).q_tiles;
+  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) task(s, args, t);
+  });
+}
+
+void attention_backward(const AttentionShape& s, float* dq, float* dk, float* dv, const float* dout,
+                        const float* q, const float* k, const float* v, const float* out, const float* lse,
+                        VectorIsa isa) {
+  BackwardTask task = portable::backward_kv_head;
+#if MM_HAVE_X86
+  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::backward_kv_head;
+  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::backward_kv_head;
+#endif
+  const BackwardArgs args{dq, dk, dv, dout, q, k, v, out, lse};
+  parallel_for(s.B * s.NKV, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) task(s, args, t);
+  });
+}
+
+}  // namespace mm::cpu
+
+#else  // MM_ATTENTION_KERNELS: the kernel section, included above once per ISA with W and ACC defined.
+
+// ---- vectors of W floats ----------------------------------------------------------------------------------
+
+typedef float F __attribute__((vector_size(4 * W)));
+typedef int32_t I __attribute__((vector_size(4 * W)));
+
+inline F load(const float* p) {
+  F v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, F v) { std::memcpy(p, &v, sizeof v); }
+inline F broadcast(float s) { return s - F{}; }  // scalar op vector broadcasts; subtracting +0 folds away
+inline F vmax(F a, F b) { return a > b ? a : b; }
+
+// 2^t for t <= 0 (a score minus its row's max), flushed to 0 below 2^-126 (and for t = -inf, a masked key).
+// t = n + f with n = round(t) and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 6 (relative error
+// below 1.2e-7, about one float ulp); 2^n goes straight into the exponent bits.
+inline F exp2_nonpositive(F t) {
+  constexpr double l = 0.6931471805599453;  // ln 2
+  constexpr float c1 = l, c2 = l * l / 2, c3 = l * l * l / 6, c4 = l * l * l * l / 24,
+                  c5 = l * l * l * l * l / 120, c6 = l * l * l * l * l * l / 720;
+  const F round_shift = broadcast(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const F n = (t + round_shift) - round_shift;
+  const F f = t - n;
+  F p = ((((c6 * f + c5) * f + c4) * f + c3) * f + c2) * f + c1;
+  p = p * f + 1.0f;
+  const I bits = (I)p + (__builtin_convertvector(n, I) << 23);  // a vector cast reinterprets the bits
+  const I in_range = t >= broadcast(-126.0f);  // all ones where t is in range, 0 elsewhere (and for NaN)
+  return (F)(bits & in_range);
+}
+
+// ---- tile products ----------------------------------------------------------------------------------------
+// C[m, n] (+)= sum_k A(m, k) * B[k, n] for an M x N tile, N a multiple of W, B and C rows ldb and ldc apart.
+
+// One register block: MR rows x NV vectors of C stay in registers for the whole k loop (the small loops are
+// unrolled so that the accumulators are registers, not an array in memory).
+#define MM_UNROLL _Pragma("GCC unroll 32")
+template <int MR, int NV, class A>
+inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  F acc[MR][NV];
+  MM_UNROLL for (int m = 0; m < MR; ++m) {
+    MM_UNROLL for (int n = 0; n < NV; ++n) acc[m][n] = accumulate ? load(c + m * ldc + n * W) : F{};
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    F bk[NV];
+    MM_UNROLL for (int n = 0; n < NV; ++n) bk[n] = load(b + k * ldb + n * W);
+    MM_UNROLL for (int m = 0; m < MR; ++m) {
+      const F am = broadcast(a.at(m, k));
+      MM_UNROLL for (int n = 0; n < NV; ++n) acc[m][n] += am * bk[n];
+    }
+  }
+  MM_UNROLL for (int m = 0; m < MR; ++m) {
+    MM_UNROLL for (int n = 0; n < NV; ++n) store(c + m * ldc + n * W, acc[m][n]);
+  }
+}
+#undef MM_UNROLL
+
+// A column strip of NV vectors: blocks of MR = ACC / NV rows, then single rows for a ragged end (a last,
+// partial key tile).
+template <int NV, class A>
+inline void strip_product(int64_t M, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                          bool accumulate) {
+  constexpr int MR = ACC / NV;
+  int64_t m = 0;
+  for (; m + MR <= M; m += MR) block_product<MR, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+  for (; m < M; ++m) block_product<1, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+}
+
+// AVX-512 has 32 registers: 24 accumulators in strips of up to 4 vectors. AVX2 and SSE/NEON have 16:
+// 12 accumulators in strips of up to 3.
+template <class A>
+inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                         bool accumulate) {
+  constexpr int kMaxStrip = ACC >= 24 ? 4 : 3;
+  for (int64_t n = 0; n < N;) {
+    const int64_t nv = std::min<int64_t>(kMaxStrip, (N - n) / W);
+    if constexpr (kMaxStrip >= 4) {
+      if (nv == 4) strip_product<4>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    }
+    if (nv == 3) strip_product<3>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 2) strip_product<2>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 1) strip_product<1>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    n += nv * W;
+  }
+}
+
+// ---- forward: one (batch, query head, query tile) ---------------------------------------------------------
+
+void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
   const int64_t rows = std::min(kBr, s.T - i0), kvh = h / g.group, HD = s.HD;
@@ -228,26 +301,26 @@ inline void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, in
   const int64_t key_end = g.key_end(s, i0, rows);
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
     const int64_t keys = std::min(kBc, key_end - j0);
-    tile_product<W, ACC>(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt, kBr, st, kBr, false);
+    tile_product(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt, kBr, st, kBr, false);
     mask_future_keys(s, g, st, i0, j0, keys);
     for (int64_t iv = 0; iv < kBr; iv += W) {
-      const VF<W> m_old = load<W>(m_run + iv);
-      VF<W> m_new = m_old;
-      for (int64_t j = 0; j < keys; ++j) m_new = vmax<W>(m_new, load<W>(st + j * kBr + iv));
-      VF<W> row_sum{};
+      const F m_old = load(m_run + iv);
+      F m_new = m_old;
+      for (int64_t j = 0; j < keys; ++j) m_new = vmax(m_new, load(st + j * kBr + iv));
+      F row_sum{};
       for (int64_t j = 0; j < keys; ++j) {
-        VF<W> pj = exp2_nonpositive<W>(load<W>(st + j * kBr + iv) - m_new);
-        store<W>(st + j * kBr + iv, pj);
+        const F pj = exp2_nonpositive(load(st + j * kBr + iv) - m_new);
+        store(st + j * kBr + iv, pj);
         row_sum += pj;
       }
       // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
-      const VF<W> rescale = exp2_nonpositive<W>(m_old - m_new);
-      store<W>(l_run + iv, load<W>(l_run + iv) * rescale + row_sum);
-      store<W>(m_run + iv, m_new);
-      for (int64_t d = 0; d < HD; ++d) store<W>(ot + d * kBr + iv, load<W>(ot + d * kBr + iv) * rescale);
+      const F rescale = exp2_nonpositive(m_old - m_new);
+      store(l_run + iv, load(l_run + iv) * rescale + row_sum);
+      store(m_run + iv, m_new);
+      for (int64_t d = 0; d < HD; ++d) store(ot + d * kBr + iv, load(ot + d * kBr + iv) * rescale);
     }
     // O^T[d, i] += sum_j V[j, d] P^T[j, i]
-    tile_product<W, ACC>(HD, kBr, keys, ColMajor{v + j0 * g.row_kv, g.row_kv}, st, kBr, ot, kBr, true);
+    tile_product(HD, kBr, keys, ColMajor{v + j0 * g.row_kv, g.row_kv}, st, kBr, ot, kBr, true);
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
@@ -259,28 +332,16 @@ inline void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, in
   }
 }
 
-// ---- backward -------------------------------------------------------------------------------------------
+// ---- backward: one (batch, KV head) and the query heads of its group --------------------------------------
 
-struct BackwardArgs {
-  float* dq;
-  float* dk;
-  float* dv;
-  const float* dout;
-  const float* q;
-  const float* k;
-  const float* v;
-  const float* out;
-  const float* lse;
-};
-
-template <int W, int ACC>
-inline void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
+void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
   const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
   const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
   float* dk = p.dk + b * s.Tk * g.row_kv + kvh * HD;
   float* dv = p.dv + b * s.Tk * g.row_kv + kvh * HD;
+  const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
 
   // Per query head, the whole sequence: Q^T (pre-scaled), dO^T, lse in log2 units, D = rowsum(dO * O).
   // Padded queries get lse = +inf, hence P = 0 and no contribution.
@@ -310,103 +371,25 @@ inline void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
         const int64_t keys = std::min(kBc, key_end - j0);
-        const RowMajor k_rows{k + j0 * g.row_kv, g.row_kv};
-        tile_product<W, ACC>(keys, kBr, HD, k_rows, qt.data() + i0, t_pad, pt, kBr, false);
-        tile_product<W, ACC>(keys, kBr, HD, RowMajor{v + j0 * g.row_kv, g.row_kv}, dot.data() + i0, t_pad, dst,
-                             kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt.data() + i0, t_pad, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v + j0 * g.row_kv, g.row_kv}, dot.data() + i0, t_pad, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
-        const float score_scale = g.q_scale * kLn2;  // d(score)/d(q.k) = 1/sqrt(HD)
         for (int64_t iv = 0; iv < kBr; iv += W) {
-          const VF<W> lse_i = load<W>(lse2.data() + i0 + iv), delta_i = load<W>(delta.data() + i0 + iv);
+          const F lse_i = load(lse2.data() + i0 + iv), delta_i = load(delta.data() + i0 + iv);
           for (int64_t j = 0; j < keys; ++j) {
-            VF<W> pj = exp2_nonpositive<W>(load<W>(pt + j * kBr + iv) - lse_i);
-            store<W>(pt + j * kBr + iv, pj);
-            store<W>(dst + j * kBr + iv, pj * (load<W>(dst + j * kBr + iv) - delta_i) * score_scale);
+            const F pj = exp2_nonpositive(load(pt + j * kBr + iv) - lse_i);
+            store(pt + j * kBr + iv, pj);
+            store(dst + j * kBr + iv, pj * (load(dst + j * kBr + iv) - delta_i) * score_scale);
           }
         }
         // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j]
-        tile_product<W, ACC>(keys, HD, rows, TileRows{pt}, dout + i0 * g.row_q, g.row_q, dv + j0 * g.row_kv,
-                             g.row_kv, true);
-        tile_product<W, ACC>(keys, HD, rows, TileRows{dst}, q + i0 * g.row_q, g.row_q, dk + j0 * g.row_kv,
-                             g.row_kv, true);
-        tile_product<W, ACC>(rows, HD, keys, ColMajor{dst, kBr}, k + j0 * g.row_kv, g.row_kv, dq + i0 * g.row_q,
-                             g.row_q, true);
+        tile_product(keys, HD, rows, TileRows{pt}, dout + i0 * g.row_q, g.row_q, dv + j0 * g.row_kv, g.row_kv, true);
+        tile_product(keys, HD, rows, TileRows{dst}, q + i0 * g.row_q, g.row_q, dk + j0 * g.row_kv, g.row_kv, true);
+        tile_product(rows, HD, keys, ColMajor{dst, kBr}, k + j0 * g.row_kv, g.row_kv, dq + i0 * g.row_q, g.row_q,
+                     true);
       }
     }
   }
 }
 
-// ---- one compiled copy per ISA ----------------------------------------------------------------------------
-
-using ForwardTask = void (*)(const AttentionShape&, const ForwardArgs&, int64_t);
-using BackwardTask = void (*)(const AttentionShape&, const BackwardArgs&, int64_t);
-
-__attribute__((flatten)) void forward_portable(const AttentionShape& s, const ForwardArgs& p, int64_t t) {
-  forward_query_tile<4, 12>(s, p, t);
-}
-__attribute__((flatten)) void backward_portable(const AttentionShape& s, const BackwardArgs& p, int64_t t) {
-  backward_kv_head<4, 12>(s, p, t);
-}
-#if MM_HAVE_X86
-MM_TARGET_AVX2 __attribute__((flatten)) void forward_avx2(const AttentionShape& s, const ForwardArgs& p, int64_t t) {
-  forward_query_tile<8, 12>(s, p, t);
-}
-MM_TARGET_AVX2 __attribute__((flatten)) void backward_avx2(const AttentionShape& s, const BackwardArgs& p,
-                                                           int64_t t) {
-  backward_kv_head<8, 12>(s, p, t);
-}
-__attribute__((target("avx512f"), flatten)) void forward_avx512(const AttentionShape& s, const ForwardArgs& p,
-                                                               int64_t t) {
-  forward_query_tile<16, 24>(s, p, t);
-}
-__attribute__((target("avx512f"), flatten)) void backward_avx512(const AttentionShape& s, const BackwardArgs& p,
-                                                                int64_t t) {
-  backward_kv_head<16, 24>(s, p, t);
-}
-#endif
-
-// The widest ISA that is both requested and available.
-VectorIsa resolve(VectorIsa want) {
-  if (want == VectorIsa::kBest) want = VectorIsa::kAvx512;
-  if (want == VectorIsa::kAvx512 && !cpu_features().avx512f) want = VectorIsa::kAvx2;
-  if (want == VectorIsa::kAvx2 && !use_avx2()) want = VectorIsa::kPortable;
-  return want;
-}
-
-}  // namespace
-
-void attention_forward(const AttentionShape& s, float* out, float* lse, const float* q, const float* k,
-                       const float* v, VectorIsa isa) {
-  ForwardTask task = forward_portable;
-#if MM_HAVE_X86
-  switch (resolve(isa)) {
-    case VectorIsa::kAvx512: task = forward_avx512; break;
-    case VectorIsa::kAvx2: task = forward_avx2; break;
-    default: break;
-  }
-#endif
-  const ForwardArgs args{out, lse, q, k, v};
-  const int64_t tasks = s.B * s.NH * Geometry(s).q_tiles;
-  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) task(s, args, t);
-  });
-}
-
-void attention_backward(const AttentionShape& s, float* dq, float* dk, float* dv, const float* dout,
-                        const float* q, const float* k, const float* v, const float* out, const float* lse,
-                        VectorIsa isa) {
-  BackwardTask task = backward_portable;
-#if MM_HAVE_X86
-  switch (resolve(isa)) {
-    case VectorIsa::kAvx512: task = backward_avx512; break;
-    case VectorIsa::kAvx2: task = backward_avx2; break;
-    default: break;
-  }
-#endif
-  const BackwardArgs args{dq, dk, dv, dout, q, k, v, out, lse};
-  parallel_for(s.B * s.NKV, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) task(s, args, t);
-  });
-}
-
-}  // namespace mm::cpu
+#endif  // MM_ATTENTION_KERNELS
