@@ -280,6 +280,20 @@ inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, i
 
 // ---- forward: one (batch, query head, query tile) ---------------------------------------------------------
 
+// Copies rows [0, rows) of HD floats, `ld` apart, into a contiguous buffer. K, V, Q and dO rows sit NKV * HD or
+// NH * HD floats apart: a power-of-two stride that maps a whole tile onto a few L1 sets, so the kernels work on
+// contiguous copies.
+inline void copy_rows(float* dst, const float* src, int64_t ld, int64_t rows, int64_t HD) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t d = 0; d < HD; d += W) store(dst + r * HD + d, load(src + r * ld + d));
+}
+
+// The backward's "+=" into the gradient tensors: dst rows (ld apart) += src rows (contiguous).
+inline void add_rows(float* dst, int64_t ld, const float* src, int64_t rows, int64_t HD) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t d = 0; d < HD; d += W) store(dst + r * ld + d, load(dst + r * ld + d) + load(src + r * HD + d));
+}
+
 void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
@@ -291,9 +305,11 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   alignas(64) float qt[kMaxHeadDim * kBr];  // Q^T, pre-scaled; padded queries are zero
   alignas(64) float ot[kMaxHeadDim * kBr];  // unnormalised O^T
   alignas(64) float st[kBc * kBr];          // S^T, then P^T in place
+  alignas(64) float k_tile[kBc * kMaxHeadDim], v_tile[kBc * kMaxHeadDim];
   alignas(64) float m_run[kBr], l_run[kBr];
-  for (int64_t d = 0; d < HD; ++d)
-    for (int64_t i = 0; i < kBr; ++i) qt[d * kBr + i] = i < rows ? q[i * g.row_q + d] * g.q_scale : 0.0f;
+  std::fill(qt, qt + HD * kBr, 0.0f);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t d = 0; d < HD; ++d) qt[d * kBr + i] = q[i * g.row_q + d] * g.q_scale;
   std::fill(ot, ot + HD * kBr, 0.0f);
   std::fill(m_run, m_run + kBr, kNegInf);
   std::fill(l_run, l_run + kBr, 0.0f);
@@ -301,7 +317,9 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   const int64_t key_end = g.key_end(s, i0, rows);
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
     const int64_t keys = std::min(kBc, key_end - j0);
-    tile_product(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt, kBr, st, kBr, false);
+    copy_rows(k_tile, k + j0 * g.row_kv, g.row_kv, keys, HD);
+    copy_rows(v_tile, v + j0 * g.row_kv, g.row_kv, keys, HD);
+    tile_product(keys, kBr, HD, RowMajor{k_tile, HD}, qt, kBr, st, kBr, false);
     mask_future_keys(s, g, st, i0, j0, keys);
     for (int64_t iv = 0; iv < kBr; iv += W) {
       const F m_old = load(m_run + iv);
@@ -320,7 +338,7 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
       for (int64_t d = 0; d < HD; ++d) store(ot + d * kBr + iv, load(ot + d * kBr + iv) * rescale);
     }
     // O^T[d, i] += sum_j V[j, d] P^T[j, i]
-    tile_product(HD, kBr, keys, ColMajor{v + j0 * g.row_kv, g.row_kv}, st, kBr, ot, kBr, true);
+    tile_product(HD, kBr, keys, ColMajor{v_tile, HD}, st, kBr, ot, kBr, true);
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
@@ -337,31 +355,34 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
 void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
-  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
-  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
-  float* dk = p.dk + b * s.Tk * g.row_kv + kvh * HD;
-  float* dv = p.dv + b * s.Tk * g.row_kv + kvh * HD;
   const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
 
-  // Per query head, the whole sequence: Q^T (pre-scaled), dO^T, lse in log2 units, D = rowsum(dO * O).
-  // Padded queries get lse = +inf, hence P = 0 and no contribution.
-  std::vector<float> qt(HD * t_pad), dot(HD * t_pad), lse2(t_pad), delta(t_pad);
+  // Contiguous copies (see copy_rows): K, V and the dK, dV sums of this KV head over the whole sequence;
+  // per query head Q, dO and the dQ sum, plus Q^T (pre-scaled) and dO^T, lse in log2 units and
+  // D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
+  std::vector<float> k(s.Tk * HD), v(s.Tk * HD), dk(s.Tk * HD), dv(s.Tk * HD);
+  std::vector<float> q(t_pad * HD), dout(t_pad * HD), dq(t_pad * HD), qt(HD * t_pad), dot(HD * t_pad);
+  std::vector<float> lse2(t_pad), delta(t_pad);
   alignas(64) float pt[kBc * kBr];   // S^T, then P^T
   alignas(64) float dst[kBc * kBr];  // dP^T, then dS^T
+  const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
+  copy_rows(k.data(), p.k + kv_offset, g.row_kv, s.Tk, HD);
+  copy_rows(v.data(), p.v + kv_offset, g.row_kv, s.Tk, HD);
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
-    const float* q = p.q + b * s.T * g.row_q + h * HD;
-    const float* dout = p.dout + b * s.T * g.row_q + h * HD;
-    const float* out = p.out + b * s.T * g.row_q + h * HD;
+    const int64_t q_offset = b * s.T * g.row_q + h * HD;
+    const float* out = p.out + q_offset;
     const float* lse = p.lse + (b * s.NH + h) * s.T;
-    float* dq = p.dq + b * s.T * g.row_q + h * HD;
+    copy_rows(q.data(), p.q + q_offset, g.row_q, s.T, HD);
+    copy_rows(dout.data(), p.dout + q_offset, g.row_q, s.T, HD);
+    std::fill(dq.begin(), dq.end(), 0.0f);
     for (int64_t i = 0; i < t_pad; ++i) {
       const bool real = i < s.T;
       float dot_row = 0.0f;
       for (int64_t d = 0; d < HD; ++d) {
-        qt[d * t_pad + i] = real ? q[i * g.row_q + d] * g.q_scale : 0.0f;
-        dot[d * t_pad + i] = real ? dout[i * g.row_q + d] : 0.0f;
-        if (real) dot_row += dout[i * g.row_q + d] * out[i * g.row_q + d];
+        qt[d * t_pad + i] = real ? q[i * HD + d] * g.q_scale : 0.0f;
+        dot[d * t_pad + i] = real ? dout[i * HD + d] : 0.0f;
+        if (real) dot_row += dout[i * HD + d] * out[i * g.row_q + d];
       }
       lse2[i] = real ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
       delta[i] = dot_row;
@@ -371,11 +392,11 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
         const int64_t keys = std::min(kBc, key_end - j0);
-        tile_product(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt.data() + i0, t_pad, pt, kBr, false);
-        tile_product(keys, kBr, HD, RowMajor{v + j0 * g.row_kv, g.row_kv}, dot.data() + i0, t_pad, dst, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{&k[j0 * HD], HD}, &qt[i0], t_pad, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{&v[j0 * HD], HD}, &dot[i0], t_pad, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
         for (int64_t iv = 0; iv < kBr; iv += W) {
-          const F lse_i = load(lse2.data() + i0 + iv), delta_i = load(delta.data() + i0 + iv);
+          const F lse_i = load(&lse2[i0 + iv]), delta_i = load(&delta[i0 + iv]);
           for (int64_t j = 0; j < keys; ++j) {
             const F pj = exp2_nonpositive(load(pt + j * kBr + iv) - lse_i);
             store(pt + j * kBr + iv, pj);
@@ -383,13 +404,15 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
           }
         }
         // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j]
-        tile_product(keys, HD, rows, TileRows{pt}, dout + i0 * g.row_q, g.row_q, dv + j0 * g.row_kv, g.row_kv, true);
-        tile_product(keys, HD, rows, TileRows{dst}, q + i0 * g.row_q, g.row_q, dk + j0 * g.row_kv, g.row_kv, true);
-        tile_product(rows, HD, keys, ColMajor{dst, kBr}, k + j0 * g.row_kv, g.row_kv, dq + i0 * g.row_q, g.row_q,
-                     true);
+        tile_product(keys, HD, rows, TileRows{pt}, &dout[i0 * HD], HD, &dv[j0 * HD], HD, true);
+        tile_product(keys, HD, rows, TileRows{dst}, &q[i0 * HD], HD, &dk[j0 * HD], HD, true);
+        tile_product(rows, HD, keys, ColMajor{dst, kBr}, &k[j0 * HD], HD, &dq[i0 * HD], HD, true);
       }
     }
+    add_rows(p.dq + q_offset, g.row_q, dq.data(), s.T, HD);
   }
+  add_rows(p.dk + kv_offset, g.row_kv, dk.data(), s.Tk, HD);
+  add_rows(p.dv + kv_offset, g.row_kv, dv.data(), s.Tk, HD);
 }
 
 #endif  // MM_ATTENTION_KERNELS
