@@ -34,10 +34,10 @@
 namespace mm::cpu {
 namespace {
 
-// Tile sizes: queries per task and keys per step. Multiples of 48 keep every register-block shape below
-// whole (48 = 3 AVX-512 vectors = 6 AVX2 vectors, and divisible by 6, 8, 12 and 24 rows).
-constexpr int64_t kBr = 48;
-constexpr int64_t kBc = 48;
+// Tile sizes: queries per task and keys per step (a multiple of every vector width, and a power of two so that
+// power-of-two register blocks divide tiles and head dims, and T = 512 splits into whole tiles).
+constexpr int64_t kBr = 64;
+constexpr int64_t kBc = 64;
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -69,6 +69,33 @@ void mask_future_keys(const AttentionShape& s, const Geometry& g, float* st, int
     std::fill(st + j * kBr, st + j * kBr + first_seen_by, kNegInf);
   }
 }
+
+// Per-thread scratch memory for a task's buffers. Buffers are carved so that their starts differ modulo 4 KiB:
+// two buffers at the same offset within a page make loads from one wait on stores to the other ("4K aliasing").
+class Scratch {
+ public:
+  explicit Scratch(int64_t floats) {
+    thread_local std::vector<float> buffer;
+    const size_t needed = static_cast<size_t>(floats) + kSlack;
+    if (buffer.size() < needed) buffer.resize(needed);
+    next_ = buffer.data() + (16 - reinterpret_cast<uintptr_t>(buffer.data()) / 4 % 16) % 16;  // 64-byte aligned
+  }
+  // A buffer of n floats (n a multiple of 16), 64-byte aligned and one cache line further along its page
+  // than the previous one.
+  float* take(int64_t n) {
+    float* p = next_;
+    next_ += n + 16;
+    return p;
+  }
+  static constexpr int64_t kSlack = 16 * 16;  // alignment plus the skews of up to 15 buffers
+
+ private:
+  float* next_;
+};
+
+// A leading dimension for transposed [HD][t] buffers that is not a multiple of 1 KiB, so that the HD rows of a
+// column tile do not all fall into the same few L1 sets.
+inline int64_t skewed(int64_t t) { return t % 256 == 0 ? t + 16 : t; }
 
 // Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
 // through one of these accessors.
@@ -249,19 +276,26 @@ inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c,
 }
 #undef MM_UNROLL
 
-// A column strip of NV vectors: blocks of MR = ACC / NV rows, then single rows for a ragged end (a last,
-// partial key tile).
-template <int NV, class A>
+// The rows of a column strip of NV vectors: blocks of MR rows, then one block each of MR/2, MR/4, ... for the
+// rest (M and MR are powers of two in the common cases, so the tail is usually empty).
+template <int MR, int NV, class A>
 inline void strip_product(int64_t M, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
                           bool accumulate) {
-  constexpr int MR = ACC / NV;
   int64_t m = 0;
   for (; m + MR <= M; m += MR) block_product<MR, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
-  for (; m < M; ++m) block_product<1, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+  if constexpr (MR > 1) {
+    if (m < M) strip_product<MR / 2, NV>(M - m, K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+  }
 }
 
-// AVX-512 has 32 registers: 24 accumulators in strips of up to 4 vectors. AVX2 and SSE/NEON have 16:
-// 12 accumulators in strips of up to 3.
+// Rows per register block for a strip of NV vectors: the largest power of two that keeps MR * NV accumulators
+// within ACC (AVX-512 has 32 registers: up to 24 accumulators; AVX2 and SSE/NEON have 16: up to 12).
+constexpr int block_rows(int nv) {
+  int mr = 1;
+  while (2 * mr * nv <= ACC) mr *= 2;
+  return mr;
+}
+
 template <class A>
 inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
                          bool accumulate) {
@@ -269,11 +303,11 @@ inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, i
   for (int64_t n = 0; n < N;) {
     const int64_t nv = std::min<int64_t>(kMaxStrip, (N - n) / W);
     if constexpr (kMaxStrip >= 4) {
-      if (nv == 4) strip_product<4>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+      if (nv == 4) strip_product<block_rows(4), 4>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
     }
-    if (nv == 3) strip_product<3>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
-    if (nv == 2) strip_product<2>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
-    if (nv == 1) strip_product<1>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 3) strip_product<block_rows(3), 3>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 2) strip_product<block_rows(2), 2>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 1) strip_product<block_rows(1), 1>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
     n += nv * W;
   }
 }
@@ -302,14 +336,14 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
   const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
 
-  alignas(64) float qt[kMaxHeadDim * kBr];  // Q^T, pre-scaled; padded queries are zero
-  alignas(64) float ot[kMaxHeadDim * kBr];  // unnormalised O^T
-  alignas(64) float st[kBc * kBr];          // S^T, then P^T in place
-  alignas(64) float k_tile[kBc * kMaxHeadDim], v_tile[kBc * kMaxHeadDim];
-  alignas(64) float m_run[kBr], l_run[kBr];
-  std::fill(qt, qt + HD * kBr, 0.0f);
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t d = 0; d < HD; ++d) qt[d * kBr + i] = q[i * g.row_q + d] * g.q_scale;
+  Scratch scratch(2 * HD * kBr + kBc * kBr + 2 * kBr);
+  float* qt = scratch.take(HD * kBr);      // Q^T, pre-scaled; padded queries are zero
+  float* ot = scratch.take(HD * kBr);      // unnormalised O^T
+  float* st = scratch.take(kBc * kBr);     // S^T, then P^T in place
+  float* m_run = scratch.take(kBr);        // running max and sum of each query's row
+  float* l_run = scratch.take(kBr);
+  for (int64_t d = 0; d < HD; ++d)
+    for (int64_t i = 0; i < kBr; ++i) qt[d * kBr + i] = i < rows ? q[i * g.row_q + d] * g.q_scale : 0.0f;
   std::fill(ot, ot + HD * kBr, 0.0f);
   std::fill(m_run, m_run + kBr, kNegInf);
   std::fill(l_run, l_run + kBr, 0.0f);
@@ -317,9 +351,7 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   const int64_t key_end = g.key_end(s, i0, rows);
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
     const int64_t keys = std::min(kBc, key_end - j0);
-    copy_rows(k_tile, k + j0 * g.row_kv, g.row_kv, keys, HD);
-    copy_rows(v_tile, v + j0 * g.row_kv, g.row_kv, keys, HD);
-    tile_product(keys, kBr, HD, RowMajor{k_tile, HD}, qt, kBr, st, kBr, false);
+    tile_product(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt, kBr, st, kBr, false);
     mask_future_keys(s, g, st, i0, j0, keys);
     for (int64_t iv = 0; iv < kBr; iv += W) {
       const F m_old = load(m_run + iv);
@@ -338,7 +370,7 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
       for (int64_t d = 0; d < HD; ++d) store(ot + d * kBr + iv, load(ot + d * kBr + iv) * rescale);
     }
     // O^T[d, i] += sum_j V[j, d] P^T[j, i]
-    tile_product(HD, kBr, keys, ColMajor{v_tile, HD}, st, kBr, ot, kBr, true);
+    tile_product(HD, kBr, keys, ColMajor{v + j0 * g.row_kv, g.row_kv}, st, kBr, ot, kBr, true);
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
@@ -360,28 +392,40 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
   // Contiguous copies (see copy_rows): K, V and the dK, dV sums of this KV head over the whole sequence;
   // per query head Q, dO and the dQ sum, plus Q^T (pre-scaled) and dO^T, lse in log2 units and
   // D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
-  std::vector<float> k(s.Tk * HD), v(s.Tk * HD), dk(s.Tk * HD), dv(s.Tk * HD);
-  std::vector<float> q(t_pad * HD), dout(t_pad * HD), dq(t_pad * HD), qt(HD * t_pad), dot(HD * t_pad);
-  std::vector<float> lse2(t_pad), delta(t_pad);
-  alignas(64) float pt[kBc * kBr];   // S^T, then P^T
-  alignas(64) float dst[kBc * kBr];  // dP^T, then dS^T
+  const int64_t ld_t = skewed(t_pad), kv_floats = s.Tk * HD, q_floats = t_pad * HD;
+  Scratch scratch(4 * kv_floats + 3 * q_floats + 2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr);
+  float* k = scratch.take(kv_floats);
+  float* v = scratch.take(kv_floats);
+  float* dk = scratch.take(kv_floats);
+  float* dv = scratch.take(kv_floats);
+  float* q = scratch.take(q_floats);
+  float* dout = scratch.take(q_floats);
+  float* dq = scratch.take(q_floats);
+  float* qt = scratch.take(HD * ld_t);
+  float* dot = scratch.take(HD * ld_t);
+  float* lse2 = scratch.take(t_pad);
+  float* delta = scratch.take(t_pad);
+  float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
+  float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
   const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
-  copy_rows(k.data(), p.k + kv_offset, g.row_kv, s.Tk, HD);
-  copy_rows(v.data(), p.v + kv_offset, g.row_kv, s.Tk, HD);
+  copy_rows(k, p.k + kv_offset, g.row_kv, s.Tk, HD);
+  copy_rows(v, p.v + kv_offset, g.row_kv, s.Tk, HD);
+  std::fill(dk, dk + kv_floats, 0.0f);
+  std::fill(dv, dv + kv_floats, 0.0f);
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     const int64_t q_offset = b * s.T * g.row_q + h * HD;
     const float* out = p.out + q_offset;
     const float* lse = p.lse + (b * s.NH + h) * s.T;
-    copy_rows(q.data(), p.q + q_offset, g.row_q, s.T, HD);
-    copy_rows(dout.data(), p.dout + q_offset, g.row_q, s.T, HD);
-    std::fill(dq.begin(), dq.end(), 0.0f);
+    copy_rows(q, p.q + q_offset, g.row_q, s.T, HD);
+    copy_rows(dout, p.dout + q_offset, g.row_q, s.T, HD);
+    std::fill(dq, dq + q_floats, 0.0f);
     for (int64_t i = 0; i < t_pad; ++i) {
       const bool real = i < s.T;
       float dot_row = 0.0f;
       for (int64_t d = 0; d < HD; ++d) {
-        qt[d * t_pad + i] = real ? q[i * HD + d] * g.q_scale : 0.0f;
-        dot[d * t_pad + i] = real ? dout[i * HD + d] : 0.0f;
+        qt[d * ld_t + i] = real ? q[i * HD + d] * g.q_scale : 0.0f;
+        dot[d * ld_t + i] = real ? dout[i * HD + d] : 0.0f;
         if (real) dot_row += dout[i * HD + d] * out[i * g.row_q + d];
       }
       lse2[i] = real ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
@@ -392,11 +436,11 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
         const int64_t keys = std::min(kBc, key_end - j0);
-        tile_product(keys, kBr, HD, RowMajor{&k[j0 * HD], HD}, &qt[i0], t_pad, pt, kBr, false);
-        tile_product(keys, kBr, HD, RowMajor{&v[j0 * HD], HD}, &dot[i0], t_pad, dst, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{k + j0 * HD, HD}, qt + i0, ld_t, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v + j0 * HD, HD}, dot + i0, ld_t, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
         for (int64_t iv = 0; iv < kBr; iv += W) {
-          const F lse_i = load(&lse2[i0 + iv]), delta_i = load(&delta[i0 + iv]);
+          const F lse_i = load(lse2 + i0 + iv), delta_i = load(delta + i0 + iv);
           for (int64_t j = 0; j < keys; ++j) {
             const F pj = exp2_nonpositive(load(pt + j * kBr + iv) - lse_i);
             store(pt + j * kBr + iv, pj);
@@ -404,15 +448,15 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
           }
         }
         // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j]
-        tile_product(keys, HD, rows, TileRows{pt}, &dout[i0 * HD], HD, &dv[j0 * HD], HD, true);
-        tile_product(keys, HD, rows, TileRows{dst}, &q[i0 * HD], HD, &dk[j0 * HD], HD, true);
-        tile_product(rows, HD, keys, ColMajor{dst, kBr}, &k[j0 * HD], HD, &dq[i0 * HD], HD, true);
+        tile_product(keys, HD, rows, TileRows{pt}, dout + i0 * HD, HD, dv + j0 * HD, HD, true);
+        tile_product(keys, HD, rows, TileRows{dst}, q + i0 * HD, HD, dk + j0 * HD, HD, true);
+        tile_product(rows, HD, keys, ColMajor{dst, kBr}, k + j0 * HD, HD, dq + i0 * HD, HD, true);
       }
     }
-    add_rows(p.dq + q_offset, g.row_q, dq.data(), s.T, HD);
+    add_rows(p.dq + q_offset, g.row_q, dq, s.T, HD);
   }
-  add_rows(p.dk + kv_offset, g.row_kv, dk.data(), s.Tk, HD);
-  add_rows(p.dv + kv_offset, g.row_kv, dv.data(), s.Tk, HD);
+  add_rows(p.dk + kv_offset, g.row_kv, dk, s.Tk, HD);
+  add_rows(p.dv + kv_offset, g.row_kv, dv, s.Tk, HD);
 }
 
 #endif  // MM_ATTENTION_KERNELS
