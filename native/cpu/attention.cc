@@ -38,6 +38,7 @@ namespace {
 // power-of-two register blocks divide tiles and head dims, and T = 512 splits into whole tiles).
 constexpr int64_t kBr = 64;
 constexpr int64_t kBc = 64;
+constexpr int64_t kSlice = 16;  // rows per slice of a tile on the causal diagonal (a multiple of every block height)
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -420,16 +421,22 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
     copy_rows(q, p.q + q_offset, g.row_q, s.T, HD);
     copy_rows(dout, p.dout + q_offset, g.row_q, s.T, HD);
     std::fill(dq, dq + q_floats, 0.0f);
-    for (int64_t i = 0; i < t_pad; ++i) {
-      const bool real = i < s.T;
-      float dot_row = 0.0f;
-      for (int64_t d = 0; d < HD; ++d) {
-        qt[d * ld_t + i] = real ? q[i * HD + d] * g.q_scale : 0.0f;
-        dot[d * ld_t + i] = real ? dout[i * HD + d] : 0.0f;
-        if (real) dot_row += dout[i * HD + d] * out[i * g.row_q + d];
+    for (int64_t d = 0; d < HD; ++d) {
+      for (int64_t i = 0; i < s.T; ++i) {
+        qt[d * ld_t + i] = q[i * HD + d] * g.q_scale;
+        dot[d * ld_t + i] = dout[i * HD + d];
       }
-      lse2[i] = real ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
+      std::fill(qt + d * ld_t + s.T, qt + d * ld_t + t_pad, 0.0f);
+      std::fill(dot + d * ld_t + s.T, dot + d * ld_t + t_pad, 0.0f);
+    }
+    for (int64_t i = 0; i < t_pad; ++i) {
+      F sum{};
+      if (i < s.T)
+        for (int64_t d = 0; d < HD; d += W) sum += load(dout + i * HD + d) * load(out + i * g.row_q + d);
+      float dot_row = 0.0f;
+      for (int l = 0; l < W; ++l) dot_row += sum[l];
       delta[i] = dot_row;
+      lse2[i] = i < s.T ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
     }
 
     for (int64_t i0 = 0; i0 < s.T; i0 += kBr) {
@@ -447,10 +454,23 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
             store(dst + j * kBr + iv, pj * (load(dst + j * kBr + iv) - delta_i) * score_scale);
           }
         }
-        // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j]
-        tile_product(keys, HD, rows, TileRows{pt}, dout + i0 * HD, HD, dv + j0 * HD, HD, true);
-        tile_product(keys, HD, rows, TileRows{dst}, q + i0 * HD, HD, dk + j0 * HD, HD, true);
-        tile_product(rows, HD, keys, ColMajor{dst, kBr}, k + j0 * HD, HD, dq + i0 * HD, HD, true);
+        // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j].
+        // Key j (of this tile) meets queries i >= j - diagonal only. Where the tile crosses the diagonal, it is
+        // done in slices of kSlice keys (queries), each skipping the queries (keys) the mask zeroed.
+        const int64_t diagonal = g.first_pos + i0 - j0, slice = s.causal && keys - 1 > diagonal ? kSlice : kBc;
+        for (int64_t js = 0; js < keys; js += slice) {
+          const int64_t n = std::min(slice, keys - js), ib = s.causal ? std::max<int64_t>(0, js - diagonal) : 0;
+          if (ib >= rows) break;
+          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout + (i0 + ib) * HD, HD,
+                       dv + (j0 + js) * HD, HD, true);
+          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q + (i0 + ib) * HD, HD,
+                       dk + (j0 + js) * HD, HD, true);
+        }
+        for (int64_t is = 0; is < rows; is += slice) {
+          const int64_t n = std::min(slice, rows - is);
+          const int64_t ke = s.causal ? std::min(keys, std::max<int64_t>(0, is + n + diagonal)) : keys;
+          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k + j0 * HD, HD, dq + (i0 + is) * HD, HD, true);
+        }
       }
     }
     add_rows(p.dq + q_offset, g.row_q, dq, s.T, HD);
