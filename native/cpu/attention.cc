@@ -352,26 +352,42 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   const int64_t key_end = g.key_end(s, i0, rows);
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
     const int64_t keys = std::min(kBc, key_end - j0);
-    tile_product(keys, kBr, HD, RowMajor{k + j0 * g.row_kv, g.row_kv}, qt, kBr, st, kBr, false);
+    // Key j (of this tile) is seen by queries i >= j - diagonal only. Where the tile crosses the diagonal, the
+    // work runs in slices of kSlice keys (queries) that skip what the mask would zero.
+    const int64_t diagonal = g.first_pos + i0 - j0;
+    const bool on_diagonal = s.causal && keys - 1 > diagonal;
+    const int64_t slice = on_diagonal ? kSlice : kBc;
+    for (int64_t js = 0; js < keys; js += slice) {  // S^T = K Q^T, from the first query that sees key js
+      const int64_t ib = on_diagonal ? std::max<int64_t>(0, js - diagonal) / W * W : 0;
+      tile_product(std::min(slice, keys - js), kBr - ib, HD, RowMajor{k + (j0 + js) * g.row_kv, g.row_kv}, qt + ib,
+                   kBr, st + js * kBr + ib, kBr, false);
+    }
     mask_future_keys(s, g, st, i0, j0, keys);
     for (int64_t iv = 0; iv < kBr; iv += W) {
+      // Keys past `seen` are masked for all W queries: P is 0 there without computing it.
+      const int64_t seen = on_diagonal ? std::min(keys, std::max<int64_t>(0, iv + W + diagonal)) : keys;
       const F m_old = load(m_run + iv);
       F m_new = m_old;
-      for (int64_t j = 0; j < keys; ++j) m_new = vmax(m_new, load(st + j * kBr + iv));
+      for (int64_t j = 0; j < seen; ++j) m_new = vmax(m_new, load(st + j * kBr + iv));
       F row_sum{};
-      for (int64_t j = 0; j < keys; ++j) {
+      for (int64_t j = 0; j < seen; ++j) {
         const F pj = exp2_nonpositive(load(st + j * kBr + iv) - m_new);
         store(st + j * kBr + iv, pj);
         row_sum += pj;
       }
+      for (int64_t j = seen; j < keys; ++j) store(st + j * kBr + iv, F{});
       // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
       const F rescale = exp2_nonpositive(m_old - m_new);
       store(l_run + iv, load(l_run + iv) * rescale + row_sum);
       store(m_run + iv, m_new);
       for (int64_t d = 0; d < HD; ++d) store(ot + d * kBr + iv, load(ot + d * kBr + iv) * rescale);
     }
-    // O^T[d, i] += sum_j V[j, d] P^T[j, i]
-    tile_product(HD, kBr, keys, ColMajor{v + j0 * g.row_kv, g.row_kv}, st, kBr, ot, kBr, true);
+    // O^T[d, i] += sum_j V[j, d] P^T[j, i], up to the last key the slice's queries see
+    const int64_t query_slice = on_diagonal ? kSlice : kBr;
+    for (int64_t is = 0; is < kBr; is += query_slice) {
+      const int64_t ke = on_diagonal ? std::min(keys, std::max<int64_t>(0, is + query_slice + diagonal)) : keys;
+      tile_product(HD, query_slice, ke, ColMajor{v + j0 * g.row_kv, g.row_kv}, st + is, kBr, ot + is, kBr, true);
+    }
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
