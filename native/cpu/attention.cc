@@ -337,15 +337,16 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
   const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
 
-  Scratch scratch(2 * HD * kBr + kBc * kBr + 2 * kBr);
-  float* qt = scratch.take(HD * kBr);      // Q^T, pre-scaled; padded queries are zero
-  float* ot = scratch.take(HD * kBr);      // unnormalised O^T
-  float* st = scratch.take(kBc * kBr);     // S^T, then P^T in place
-  float* m_run = scratch.take(kBr);        // running max and sum of each query's row
+  Scratch scratch(2 * HD * kBr + kBc * kBr + 3 * kBr);
+  float* qt = scratch.take(HD * kBr);   // Q^T, pre-scaled; padded queries are zero
+  float* o = scratch.take(kBr * HD);    // unnormalised O, one row per query
+  float* st = scratch.take(kBc * kBr);  // S^T, then P^T in place
+  float* m_run = scratch.take(kBr);     // running max and sum of each query's row
   float* l_run = scratch.take(kBr);
+  float* rescale = scratch.take(kBr);   // 2^(m_old - m_new) per query for this step
   for (int64_t d = 0; d < HD; ++d)
     for (int64_t i = 0; i < kBr; ++i) qt[d * kBr + i] = i < rows ? q[i * g.row_q + d] * g.q_scale : 0.0f;
-  std::fill(ot, ot + HD * kBr, 0.0f);
+  std::fill(o, o + kBr * HD, 0.0f);
   std::fill(m_run, m_run + kBr, kNegInf);
   std::fill(l_run, l_run + kBr, 0.0f);
 
@@ -377,24 +378,28 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
       }
       for (int64_t j = seen; j < keys; ++j) store(st + j * kBr + iv, F{});
       // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
-      const F rescale = exp2_nonpositive(m_old - m_new);
-      store(l_run + iv, load(l_run + iv) * rescale + row_sum);
+      const F factor = exp2_nonpositive(m_old - m_new);
+      store(l_run + iv, load(l_run + iv) * factor + row_sum);
       store(m_run + iv, m_new);
-      for (int64_t d = 0; d < HD; ++d) store(ot + d * kBr + iv, load(ot + d * kBr + iv) * rescale);
+      store(rescale + iv, factor);
     }
-    // O^T[d, i] += sum_j V[j, d] P^T[j, i], up to the last key the slice's queries see
+    for (int64_t i = 0; i < kBr; ++i) {
+      const F factor = broadcast(rescale[i]);
+      for (int64_t d = 0; d < HD; d += W) store(o + i * HD + d, load(o + i * HD + d) * factor);
+    }
+    // O[i] += sum_j P^T[j, i] V[j], up to the last key the slice's queries see
     const int64_t query_slice = on_diagonal ? kSlice : kBr;
     for (int64_t is = 0; is < kBr; is += query_slice) {
       const int64_t ke = on_diagonal ? std::min(keys, std::max<int64_t>(0, is + query_slice + diagonal)) : keys;
-      tile_product(HD, query_slice, ke, ColMajor{v + j0 * g.row_kv, g.row_kv}, st + is, kBr, ot + is, kBr, true);
+      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v + j0 * g.row_kv, g.row_kv, o + is * HD, HD, true);
     }
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
   float* lse = p.lse + (b * s.NH + h) * s.T + i0;
   for (int64_t i = 0; i < rows; ++i) {
-    const float inv_l = 1.0f / l_run[i];
-    for (int64_t d = 0; d < HD; ++d) out[i * g.row_q + d] = ot[d * kBr + i] * inv_l;
+    const F inv_l = broadcast(1.0f / l_run[i]);
+    for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(o + i * HD + d) * inv_l);
     lse[i] = (m_run[i] + std::log2(l_run[i])) * kLn2;
   }
 }
