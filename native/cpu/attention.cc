@@ -12,9 +12,13 @@
 // The task owns dk/dv of its KV head and dq of its query heads, so the sums need no atomics and always run
 // in the same order (deterministic).
 //
-// Layout trick: every tile is stored transposed, keys x queries, so vectors run along queries. The softmax
-// statistics (max, sum, rescale) of W queries are then plain vertical vector ops, and K, V, Q and dO are
-// read straight from the [B, T, heads, HD] tensors without packing (only Q^T and dO^T are packed).
+// Layout trick: score tiles are stored transposed, keys x queries, so vectors run along queries. The softmax
+// statistics (max, sum) of W queries are then plain vertical vector ops, and the products read K and V rows
+// as they are; only Q^T (and dO^T in the backward) are packed. Tiles that cross the causal diagonal are
+// worked in slices of kSlice rows that skip what the mask zeroes.
+//
+// Products are register-blocked micro-kernels (tile_product below): MR rows x NV vectors of the output stay
+// in registers while one operand is broadcast element by element and the other is loaded as vectors.
 //
 // One source, three ISAs: the kernel section at the end of this file is written with GCC/Clang vector
 // extensions of W floats and compiled three times (the file includes itself), inside `#pragma GCC target`
