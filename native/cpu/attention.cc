@@ -79,8 +79,9 @@ void mask_future_keys(const AttentionShape& s, const Geometry& g, float* st, int
   }
 }
 
-// Per-thread scratch memory for a task's buffers. Buffers are carved so that their starts differ modulo 4 KiB:
-// two buffers at the same offset within a page make loads from one wait on stores to the other ("4K aliasing").
+// Per-thread scratch memory for a task's buffers (kept between calls; it grows to the largest task seen).
+// Buffers are carved so that their starts differ modulo 4 KiB: two buffers at the same offset within a page
+// make loads from one wait on stores to the other ("4K aliasing").
 class Scratch {
  public:
   explicit Scratch(int64_t floats) {
@@ -109,14 +110,14 @@ inline int64_t skewed(int64_t t) { return t % 256 == 0 ? t + 16 : t; }
 // Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
 // through one of these accessors.
 
-// A(m, k) = a[m * ld + k]: K or V rows straight from a [B, T, heads, HD] tensor.
+// A(m, k) = a[m * ld + k]: K or V rows, straight from a [B, T, heads, HD] tensor or from a contiguous copy.
 struct RowMajor {
   const float* a;
   int64_t ld;
   float at(int m, int64_t k) const { return a[m * ld + k]; }
   RowMajor rows_from(int64_t m) const { return {a + m * ld, ld}; }
 };
-// A(m, k) = a[k * ld + m]: a keys x queries tile read as queries x keys (dS^T), or V read as HD x keys.
+// A(m, k) = a[k * ld + m]: a keys x queries tile (P^T, dS^T) read as queries x keys.
 struct ColMajor {
   const float* a;
   int64_t ld;
