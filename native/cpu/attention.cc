@@ -110,7 +110,7 @@ inline int64_t skewed(int64_t t) { return t % 256 == 0 ? t + 16 : t; }
 // Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
 // through one of these accessors.
 
-// A(m, k) = a[m * ld + k]: K or V rows, straight from a [B, T, heads, HD] tensor or from a contiguous copy.
+// A(m, k) = a[m * ld + k]: K or V rows, straight from a [B, T, heads, HD] tensor.
 struct RowMajor {
   const float* a;
   int64_t ld;
@@ -340,20 +340,6 @@ inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, i
 
 // ---- forward: one (batch, query head, query tile) ---------------------------------------------------------
 
-// Copies rows [0, rows) of HD floats, `ld` apart, into a contiguous buffer. K, V, Q and dO rows sit NKV * HD or
-// NH * HD floats apart: a power-of-two stride that maps a whole tile onto a few L1 sets, so the kernels work on
-// contiguous copies.
-inline void copy_rows(float* dst, const float* src, int64_t ld, int64_t rows, int64_t HD) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t d = 0; d < HD; d += W) store(dst + r * HD + d, load(src + r * ld + d));
-}
-
-// The backward's "+=" into the gradient tensors: dst rows (ld apart) += src rows (contiguous).
-inline void add_rows(float* dst, int64_t ld, const float* src, int64_t rows, int64_t HD) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t d = 0; d < HD; d += W) store(dst + r * ld + d, load(dst + r * ld + d) + load(src + r * HD + d));
-}
-
 void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
@@ -440,41 +426,33 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
   const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
   const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
 
-  // Contiguous copies (see copy_rows): K, V and the dK, dV sums of this KV head over the whole sequence;
-  // per query head Q, dO and the dQ sum, plus Q^T (pre-scaled) and dO^T, lse in log2 units and
-  // D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
-  const int64_t ld_t = skewed(t_pad), kv_floats = s.Tk * HD, q_floats = t_pad * HD;
-  Scratch scratch(4 * kv_floats + 3 * q_floats + 2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr);
-  float* k = scratch.take(kv_floats);
-  float* v = scratch.take(kv_floats);
-  float* dk = scratch.take(kv_floats);
-  float* dv = scratch.take(kv_floats);
-  float* q = scratch.take(q_floats);
-  float* dout = scratch.take(q_floats);
-  float* dq = scratch.take(q_floats);
+  // Per query head: Q^T (pre-scaled) and dO^T, lse in log2 units and D = rowsum(dO * O). Padded queries
+  // get lse = +inf, hence P = 0 and no contribution. dq, dk and dv accumulate straight into the gradients.
+  const int64_t ld_t = skewed(t_pad), lq = g.row_q, lkv = g.row_kv;
+  Scratch scratch(2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr);
+  const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
+  const float* k = p.k + kv_offset;
+  const float* v = p.v + kv_offset;
+  float* dk = p.dk + kv_offset;
+  float* dv = p.dv + kv_offset;
   float* qt = scratch.take(HD * ld_t);
   float* dot = scratch.take(HD * ld_t);
   float* lse2 = scratch.take(t_pad);
   float* delta = scratch.take(t_pad);
   float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
   float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
-  const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
-  copy_rows(k, p.k + kv_offset, g.row_kv, s.Tk, HD);
-  copy_rows(v, p.v + kv_offset, g.row_kv, s.Tk, HD);
-  std::fill(dk, dk + kv_floats, 0.0f);
-  std::fill(dv, dv + kv_floats, 0.0f);
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     const int64_t q_offset = b * s.T * g.row_q + h * HD;
     const float* out = p.out + q_offset;
     const float* lse = p.lse + (b * s.NH + h) * s.T;
-    copy_rows(q, p.q + q_offset, g.row_q, s.T, HD);
-    copy_rows(dout, p.dout + q_offset, g.row_q, s.T, HD);
-    std::fill(dq, dq + q_floats, 0.0f);
+    const float* q = p.q + q_offset;
+    const float* dout = p.dout + q_offset;
+    float* dq = p.dq + q_offset;
     for (int64_t d = 0; d < HD; ++d) {
       for (int64_t i = 0; i < s.T; ++i) {
-        qt[d * ld_t + i] = q[i * HD + d] * g.q_scale;
-        dot[d * ld_t + i] = dout[i * HD + d];
+        qt[d * ld_t + i] = q[i * lq + d] * g.q_scale;
+        dot[d * ld_t + i] = dout[i * lq + d];
       }
       std::fill(qt + d * ld_t + s.T, qt + d * ld_t + t_pad, 0.0f);
       std::fill(dot + d * ld_t + s.T, dot + d * ld_t + t_pad, 0.0f);
@@ -482,7 +460,7 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
     for (int64_t i = 0; i < t_pad; ++i) {
       F sum{};
       if (i < s.T)
-        for (int64_t d = 0; d < HD; d += W) sum += load(dout + i * HD + d) * load(out + i * g.row_q + d);
+        for (int64_t d = 0; d < HD; d += W) sum += load(dout + i * lq + d) * load(out + i * lq + d);
       float dot_row = 0.0f;
       for (int l = 0; l < W; ++l) dot_row += sum[l];
       delta[i] = dot_row;
@@ -493,8 +471,8 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
         const int64_t keys = std::min(kBc, key_end - j0);
-        tile_product(keys, kBr, HD, RowMajor{k + j0 * HD, HD}, qt + i0, ld_t, pt, kBr, false);
-        tile_product(keys, kBr, HD, RowMajor{v + j0 * HD, HD}, dot + i0, ld_t, dst, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{k + j0 * lkv, lkv}, qt + i0, ld_t, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v + j0 * lkv, lkv}, dot + i0, ld_t, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
         for (int64_t iv = 0; iv < kBr; iv += W) {
           const F lse_i = load(lse2 + i0 + iv), delta_i = load(delta + i0 + iv);
@@ -511,22 +489,19 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
         for (int64_t js = 0; js < keys; js += slice) {
           const int64_t n = std::min(slice, keys - js), ib = s.causal ? std::max<int64_t>(0, js - diagonal) : 0;
           if (ib >= rows) break;
-          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout + (i0 + ib) * HD, HD,
-                       dv + (j0 + js) * HD, HD, true);
-          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q + (i0 + ib) * HD, HD,
-                       dk + (j0 + js) * HD, HD, true);
+          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout + (i0 + ib) * lq, lq,
+                       dv + (j0 + js) * lkv, lkv, true);
+          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q + (i0 + ib) * lq, lq,
+                       dk + (j0 + js) * lkv, lkv, true);
         }
         for (int64_t is = 0; is < rows; is += slice) {
           const int64_t n = std::min(slice, rows - is);
           const int64_t ke = s.causal ? std::min(keys, std::max<int64_t>(0, is + n + diagonal)) : keys;
-          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k + j0 * HD, HD, dq + (i0 + is) * HD, HD, true);
+          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k + j0 * lkv, lkv, dq + (i0 + is) * lq, lq, true);
         }
       }
     }
-    add_rows(p.dq + q_offset, g.row_q, dq, s.T, HD);
   }
-  add_rows(p.dk + kv_offset, g.row_kv, dk, s.Tk, HD);
-  add_rows(p.dv + kv_offset, g.row_kv, dv, s.Tk, HD);
 }
 
 #endif  // MM_ATTENTION_KERNELS
