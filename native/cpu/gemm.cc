@@ -41,6 +41,9 @@ constexpr int64_t kNB = 256;
 constexpr int64_t kMB = 2304;
 // Below this many flops a product runs on one thread: waking the pool costs more than it saves.
 constexpr double kMinParallelFlops = 4e6;
+// A part of a product split over threads is worth its repacking when it has this many flops per float
+// copied (a copied float costs about as much time as 100-200 flops of the micro-kernel).
+constexpr double kFlopsPerRepackedFloat = 4000;
 
 // One micro-kernel call: C[0:m, 0:n] = alpha * (packed A panel @ packed B panel) + beta * C, where the
 // panels hold kc steps of MR (A) and NR (B) values; m <= MR is picked at compile time, n <= NR is masked.
@@ -167,6 +170,10 @@ MM_TARGET_AVX2 void pack_avx2(float* dst, int width, int64_t lanes, int64_t kc, 
     const int64_t p1 = std::min(panels, p0 + group);
     for (int64_t k = 0; k < kc; ++k) {
       const float* s = src + k * k_stride + p0 * width;
+      // Rows lie k_stride apart, too far for the hardware prefetcher: ask for the row 8 steps ahead.
+      if (k + 8 < kc)
+        for (int64_t line = 0; line < (p1 - p0) * width; line += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(s + 8 * k_stride + line), _MM_HINT_T0);
       for (int64_t p = p0; p < p1; ++p, s += width) {
         const int n = static_cast<int>(std::min<int64_t>(width, lanes - p * width));
         float* d = dst + (p * kc + k) * width;
@@ -480,8 +487,17 @@ void gemm_parallel(const Isa& isa, const Product& p, int threads) {
   if (best == kNever) return gemm_serial(isa, p);
   if (best == by_rows || best == by_cols) {
     const bool rows = best == by_rows;
-    parallel_tasks(threads, [&](int t) {
-      auto [start, count] = share(rows ? p.m : p.n, rows ? isa.mr : isa.nr, t, threads);
+    const int64_t total = rows ? p.m : p.n, unit = rows ? isa.mr : isa.nr;
+    // Parts are claimed by whichever thread is free, so a thread slowed down (by another process on its
+    // core, say) takes fewer. More parts than threads balance better but each repacks the shared operand
+    // (`best` floats): split further only while a part's flops dwarf that copy.
+    const double flops = 2.0 * p.m * p.n * p.k;
+    int parts = threads;
+    while (parts < 4 * threads && flops / (2 * parts) >= kFlopsPerRepackedFloat * best &&
+           total / (2 * parts) >= 4 * unit)
+      parts *= 2;
+    parallel_tasks(parts, [&](int t) {
+      auto [start, count] = share(total, unit, t, parts);
       if (count > 0) gemm_serial(isa, rows ? p.rows(start, count) : p.cols(start, count));
     });
     return;
