@@ -14,7 +14,7 @@
 //   - Threads split one product by rows, columns or depth (K), whichever copies least, or a batch by items.
 //
 // Micro-kernels, chosen at run time: AVX-512 14 x 32 (28 zmm accumulators), AVX2+FMA 6 x 16 (12 ymm), and a
-// portable 4 x 16 the compiler vectorizes for whatever the baseline ISA is. The AVX-512 one, which this
+// portable 4 x 8 the compiler vectorizes for whatever the baseline ISA is. The AVX-512 one, which this
 // project's machines run, also prefetches what the caches would otherwise miss: its C tile and the next
 // A panel.
 #include "gemm.h"
@@ -197,7 +197,7 @@ constexpr std::array<TileFn, sizeof...(M)> tile_table(std::integer_sequence<int,
   return {Tile<M + 1>::run...};
 }
 
-constexpr int kPortableMR = 4, kPortableNR = 16;
+constexpr int kPortableMR = 4, kPortableNR = 8;
 
 template <int R>
 struct TilePortable {
