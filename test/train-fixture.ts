@@ -19,7 +19,7 @@ export interface TrainFixture {
 }
 
 export const TINY_CONFIG = {
-  dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, vocab_size: 384, max_seq_len: 64, hidden_dim: 64,
+  dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, vocab_size: 384, max_seq_len: 64, hidden_dim: 64,
 };
 
 export async function makeTrainFixture(): Promise<TrainFixture> {

@@ -34,9 +34,9 @@ test('the learning-rate schedule follows MiniMind: linear warm-up, cosine to min
   expect(learningRate(200, s)).toBe(0.1);
 });
 
-test('pretrain: the loss falls, metrics.jsonl has a line per step, checkpoints are complete and pruned', () => {
+test('pretrain: the loss falls, metrics.jsonl has a line per step, checkpoints are complete and pruned', async () => {
   const out = path.join(f.dir, 'pretrain');
-  const r = runTraining(runOptions(f, { out, maxSteps: 30, saveEvery: 10, keep: 2 }));
+  const r = await runTraining(runOptions(f, { out, maxSteps: 30, saveEvery: 10, keep: 2 }));
   expect(r.steps).toBe(30);
   expect(r.losses[29]).toBeLessThan(r.losses[0] - 0.5);
   const m = metrics(out);
@@ -49,13 +49,13 @@ test('pretrain: the loss falls, metrics.jsonl has a line per step, checkpoints a
   expect(fs.existsSync(path.join(out, 'model.safetensors'))).toBe(true);
 });
 
-test('resume continues bit for bit from the last checkpoint', () => {
-  const full = runTraining(runOptions(f, { out: path.join(f.dir, 'full'), maxSteps: 8, saveEvery: 4 }));
+test('resume continues bit for bit from the last checkpoint', async () => {
+  const full = await runTraining(runOptions(f, { out: path.join(f.dir, 'full'), maxSteps: 8, saveEvery: 4 }));
   const out = path.join(f.dir, 'interrupted');
-  expect(() => runTraining(runOptions(f, { out, maxSteps: 8, saveEvery: 4, onStep: ({ step }) => {
+  await expect(runTraining(runOptions(f, { out, maxSteps: 8, saveEvery: 4, onStep: ({ step }) => {
     if (step === 6) throw new Error('simulated crash');
-  } }))).toThrow('simulated crash');
-  const resumed = runTraining(runOptions(f, { out, maxSteps: 8, saveEvery: 4, resume: out }));
+  } }))).rejects.toThrow('simulated crash');
+  const resumed = await runTraining(runOptions(f, { out, maxSteps: 8, saveEvery: 4, resume: out }));
   expect(resumed.losses).toEqual(full.losses.slice(4));
   expect(metrics(out).map((m) => m.loss)).toEqual(full.losses);
 });
@@ -68,13 +68,13 @@ function cli(args: string[]) {
 
 const trainArgs = (out: string, steps: number) => ['train', 'pretrain', '--data', f.pretrain, '--model-config', f.config,
   '--tokenizer', f.tokenizer, '--out', out, '--batch-size', '4', '--seq-len', '32', '--max-steps', String(steps),
-  '--save-every', '2', '--keep', '100', '--lr', '3e-3', '--warmup', '1', '--seed', '1', '--quiet'];
+  '--save-every', '2', '--keep', '100', '--log-every', '1', '--lr', '3e-3', '--warmup', '1', '--seed', '1', '--quiet'];
 
 const exited = (p: ReturnType<typeof spawn>) => new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
 
 test('a run killed with SIGKILL at a random moment resumes to the same loss curve', async () => {
   const steps = 24;
-  const reference = runTraining(runOptions(f, { out: path.join(f.dir, 'ref-kill'), maxSteps: steps, saveEvery: 2, keep: 100 }));
+  const reference = await runTraining(runOptions(f, { out: path.join(f.dir, 'ref-kill'), maxSteps: steps, saveEvery: 2, keep: 100 }));
   const out = path.join(f.dir, 'killed');
   const child = cli(trainArgs(out, steps));
   // Wait for the first checkpoint, then kill at a random moment of the rest of the run.
@@ -107,14 +107,14 @@ test('Ctrl-C saves a checkpoint and exits cleanly', async () => {
   expect(last.step).toBe(metrics(out).length);
 });
 
-test('SFT from the pretrained model, then LoRA: only adapters train, they load, and merge-lora folds them in', () => {
+test('SFT from the pretrained model, then LoRA: only adapters train, they load, and merge-lora folds them in', async () => {
   const pre = path.join(f.dir, 'pretrain');
   const sft = path.join(f.dir, 'sft');
-  const r = runTraining(runOptions(f, { stage: 'sft', init: pre, data: f.sft, out: sft, seqLen: null, maxSteps: 4, lr: 1e-3 }));
+  const r = await runTraining(runOptions(f, { stage: 'sft', init: pre, data: f.sft, out: sft, seqLen: null, maxSteps: 4, lr: 1e-3 }));
   expect(r.losses.every(Number.isFinite)).toBe(true);
 
   const lora = path.join(f.dir, 'lora');
-  runTraining(runOptions(f, { stage: 'lora', init: sft, data: f.sft, out: lora, seqLen: null, maxSteps: 4, lr: 1e-2 }));
+  await runTraining(runOptions(f, { stage: 'lora', init: sft, data: f.sft, out: lora, seqLen: null, maxSteps: 4, lr: 1e-2 }));
   const adapters = readSafetensors(path.join(lora, 'adapter_model.safetensors')).tensors;
   expect([...adapters.keys()].sort()).toEqual(['layers.0.attention.wo.lora_A.weight', 'layers.0.attention.wo.lora_B.weight',
     'layers.0.attention.wq.lora_A.weight', 'layers.0.attention.wq.lora_B.weight', 'layers.1.attention.wo.lora_A.weight',
@@ -135,20 +135,20 @@ test('SFT from the pretrained model, then LoRA: only adapters train, they load, 
   m.dispose();
 });
 
-test('DPO from the SFT model: the loss starts at log 2 and falls', () => {
+test('DPO from the SFT model: the loss starts at log 2 and falls', async () => {
   const sft = path.join(f.dir, 'sft');
-  const r = runTraining(runOptions(f, { stage: 'dpo', init: sft, data: f.dpo, out: path.join(f.dir, 'dpo'), seqLen: null,
+  const r = await runTraining(runOptions(f, { stage: 'dpo', init: sft, data: f.dpo, out: path.join(f.dir, 'dpo'), seqLen: null,
     maxSteps: 6, lr: 5e-3, batchSize: 2 }));
   expect(r.losses[0]).toBeCloseTo(Math.log(2), 4);
   expect(Math.min(...r.losses.slice(1))).toBeLessThan(r.losses[0]);
 });
 
-test('bad input gets an error naming the file or field', () => {
-  expect(() => runTraining(runOptions(f, { data: path.join(f.dir, 'missing.bin') }))).toThrow(/missing\.bin/);
+test('bad input gets an error naming the file or field', async () => {
+  await expect(runTraining(runOptions(f, { data: path.join(f.dir, 'missing.bin') }))).rejects.toThrow(/missing\.bin/);
   const badConfig = path.join(f.dir, 'bad.json');
   fs.writeFileSync(badConfig, JSON.stringify({ dim: 30, n_heads: 4 }));
-  expect(() => runTraining(runOptions(f, { modelConfig: badConfig }))).toThrow(/bad\.json.*head/);
-  expect(() => runTraining(runOptions(f, { stage: 'sft', data: f.sft }))).toThrow(/--init/);
+  await expect(runTraining(runOptions(f, { modelConfig: badConfig }))).rejects.toThrow(/bad\.json.*head/);
+  await expect(runTraining(runOptions(f, { stage: 'sft', data: f.sft }))).rejects.toThrow(/--init/);
   const r = spawnSync(process.execPath, ['-r', path.join(ROOT, 'scripts/register-ts.js'), path.join(ROOT, 'bin/cli.ts'),
     'train', 'pretrain', '--data', path.join(f.dir, 'nope.jsonl'), '--out', path.join(f.dir, 'x')], { encoding: 'utf8' });
   expect(r.status).not.toBe(0);

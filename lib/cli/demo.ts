@@ -22,7 +22,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     await ensureDemoData(argv.workspace, argv.quiet);
     for (const stage of ['pretrain', 'sft'] as const) {
       const opts = await resolveTrainOptions({ stage, workspace: argv.workspace, quiet: argv.quiet } as never);
-      runTraining(opts);
+      await runTraining(opts);
     }
     const p = demoPaths(argv.workspace);
     const score = scoreHeldout(p.sftOut, p.heldout);

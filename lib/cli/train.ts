@@ -149,7 +149,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('quiet', { type: 'boolean', default: false }) as Argv<TrainArgs>,
   handler: async (argv) => {
     const opts = await resolveTrainOptions(argv);
-    const r = runTraining(opts);
+    const r = await runTraining(opts);
     if (!argv.quiet) {
       const last = r.losses.length ? r.losses[r.losses.length - 1].toFixed(4) : '-';
       console.error(`${r.interrupted ? 'interrupted' : 'done'}: ${r.steps} steps, last loss ${last}; model in ${opts.out}`);

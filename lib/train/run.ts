@@ -94,7 +94,7 @@ function buildModel(o: RunOptions, resumeDir: string | null): { model: MiniMind;
 const tensorOf = (data: Int32Array | Float32Array, shape: number[], device: Device) =>
   Tensor.from(data, shape, data instanceof Int32Array ? 'i32' : 'f32', device);
 
-export function runTraining(o: RunOptions): TrainResult {
+export async function runTraining(o: RunOptions): Promise<TrainResult> {
   if (!fs.existsSync(o.data)) throw new Error(`--data: no such file ${o.data}`);
   if ((o.stage === 'sft' || o.stage === 'lora' || o.stage === 'dpo') && !o.init && !o.resume) {
     throw new Error(`train ${o.stage} needs --init DIR (a pretrained or SFT model folder)`);
@@ -108,8 +108,9 @@ export function runTraining(o: RunOptions): TrainResult {
   if (tokenizer && tokenizer.vocabSize > cfg.vocab_size) {
     throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${cfg.vocab_size}`);
   }
-  const seqLen = o.seqLen ?? cfg.max_seq_len - 1;
-  if (seqLen > cfg.max_seq_len) throw new Error(`--seq-len ${seqLen} exceeds the model's max_seq_len ${cfg.max_seq_len}`);
+  // Pretraining cuts windows of any length (default: the whole context); SFT/DPO rows have the prepared length.
+  const seqLen = o.seqLen ?? (o.stage === 'pretrain' ? cfg.max_seq_len - 1 : undefined);
+  if (seqLen !== undefined && seqLen > cfg.max_seq_len) throw new Error(`--seq-len ${seqLen} exceeds the model's max_seq_len ${cfg.max_seq_len}`);
   const loader = openLoader({
     data: o.data,
     batchSize: o.batchSize,
@@ -175,7 +176,7 @@ export function runTraining(o: RunOptions): TrainResult {
     trainOpts.logEvery = steps < 1000 ? 1 : 10;
   }
   try {
-    const result = train(model, params, source, lossOf, trainOpts);
+    const result = await train(model, params, source, lossOf, trainOpts);
     // The finished model: LoRA writes the adapters; other stages the full model folder.
     if (o.stage === 'lora') saveLora(model, o.lora, o.out);
     else saveModelFolder(model, o.out, tokenizerDir);

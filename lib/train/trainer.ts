@@ -78,8 +78,8 @@ export function totalSteps(source: BatchSource, opts: TrainOptions): number {
 /**
  * Trains `params` of `model` on `source`, with `lossOf(batch)` giving a scalar loss tensor per micro-batch.
  */
-export function train(model: MiniMind, params: Tensor[], source: BatchSource, lossOf: (b: Batch) => Tensor,
-  opts: TrainOptions): TrainResult {
+export async function train(model: MiniMind, params: Tensor[], source: BatchSource, lossOf: (b: Batch) => Tensor,
+  opts: TrainOptions): Promise<TrainResult> {
   const S = totalSteps(source, opts);
   const schedule: Schedule = { maxLr: opts.lr, minLr: opts.minLr, warmup: opts.warmup, totalSteps: S };
   const optimizer = new AdamW(params, {
@@ -146,7 +146,10 @@ export function train(model: MiniMind, params: Tensor[], source: BatchSource, lo
       logger.log({ step, epoch: source.epoch, loss, lr, tokens_per_s: tokens / seconds, grad_norm: gradNorm,
         elapsed_s: (Date.now() - start) / 1000 }, logLine);
       opts.onStep?.({ step, loss });
-      if ((opts.saveEvery > 0 && step % opts.saveEvery === 0) || step === S || interrupted) checkpoint();
+      if ((opts.saveEvery > 0 && step % opts.saveEvery === 0) || step === S) checkpoint();
+      // Let the event loop run between steps, so signals (Ctrl-C) and I/O are handled during a long run.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (interrupted && step % opts.saveEvery !== 0 && step !== S) checkpoint();
     }
     if (interrupted) logger.message(`interrupted: saved ${lastCheckpoint}`);
   } finally {
