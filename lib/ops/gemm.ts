@@ -102,7 +102,7 @@ export function linear(x: Tensor, w: Tensor): Tensor {
   if (x.shape[x.ndim - 1] !== K) {
     throw new Error(`linear: x ${x.describe()} has last dim ${x.shape[x.ndim - 1]}, weight ${w.describe()} wants ${K}`);
   }
-  const rows = x.size / K;
+  const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const X: Operand = { t: x, trans: false, rows, cols: K };
   const W: Operand = { t: w, trans: true, rows: N, cols: K };
   const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32', x.device, false);

@@ -96,61 +96,49 @@ void pack_portable(float* dst, int width, int64_t lanes, int64_t kc, const float
 }
 
 #if MM_HAVE_X86
-// One panel (n <= width lanes) of the transposing case, whose steps are contiguous: 8 x 8 and 4 x 4
-// register transposes.
+// Transposes r[0..7] (8 lanes x 8 steps) and stores step j's 8 lanes at d + j * width, all 8 or under `mask`.
+MM_TARGET_AVX2 inline void transpose8_store(const __m256* r, float* d, int64_t width, bool full, __m256i mask) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  const __m256 out[8] = {
+      _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+      _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+      _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+      _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+  for (int j = 0; j < 8; ++j) {
+    if (full) _mm256_storeu_ps(d + j * width, out[j]);
+    else _mm256_maskstore_ps(d + j * width, mask, out[j]);
+  }
+}
+
+// One panel (n <= width lanes) of the transposing case, whose steps are contiguous: 8 lanes x 8 steps at
+// a time through register transposes. A last group of fewer than 8 lanes reads zeros for the missing ones
+// and stores under a mask that stops at the panel's width.
 MM_TARGET_AVX2 void transpose_panel_avx2(float* dst, int width, int n, int64_t kc, const float* src,
                                          int64_t ls) {
-  int l = 0;
-  for (; l + 8 <= n; l += 8) {
-    const float* s = src + l * ls;
-    int64_t k = 0;
-    for (; k + 8 <= kc; k += 8) {
-      // Rows r0..r7 are lanes l..l+7 at steps k..k+7; the transpose gives steps as rows.
-      __m256 r0 = _mm256_loadu_ps(s + 0 * ls + k), r1 = _mm256_loadu_ps(s + 1 * ls + k);
-      __m256 r2 = _mm256_loadu_ps(s + 2 * ls + k), r3 = _mm256_loadu_ps(s + 3 * ls + k);
-      __m256 r4 = _mm256_loadu_ps(s + 4 * ls + k), r5 = _mm256_loadu_ps(s + 5 * ls + k);
-      __m256 r6 = _mm256_loadu_ps(s + 6 * ls + k), r7 = _mm256_loadu_ps(s + 7 * ls + k);
-      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-      __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-      __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-      __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      float* d = dst + k * width + l;
-      _mm256_storeu_ps(d + 0 * width, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_storeu_ps(d + 1 * width, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_storeu_ps(d + 2 * width, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_storeu_ps(d + 3 * width, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_storeu_ps(d + 4 * width, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_storeu_ps(d + 5 * width, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_storeu_ps(d + 6 * width, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_storeu_ps(d + 7 * width, _mm256_permute2f128_ps(u3, u7, 0x31));
-    }
-    for (; k < kc; ++k)
-      for (int j = 0; j < 8; ++j) dst[k * width + l + j] = s[j * ls + k];
-  }
-  for (; l + 4 <= n; l += 4) {
-    const float* s = src + l * ls;
-    int64_t k = 0;
-    for (; k + 4 <= kc; k += 4) {
-      __m128 r0 = _mm_loadu_ps(s + 0 * ls + k), r1 = _mm_loadu_ps(s + 1 * ls + k);
-      __m128 r2 = _mm_loadu_ps(s + 2 * ls + k), r3 = _mm_loadu_ps(s + 3 * ls + k);
-      _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-      float* d = dst + k * width + l;
-      _mm_storeu_ps(d + 0 * width, r0);
-      _mm_storeu_ps(d + 1 * width, r1);
-      _mm_storeu_ps(d + 2 * width, r2);
-      _mm_storeu_ps(d + 3 * width, r3);
-    }
-    for (; k < kc; ++k)
-      for (int j = 0; j < 4; ++j) dst[k * width + l + j] = s[j * ls + k];
-  }
-  for (; l < n; ++l)
-    for (int64_t k = 0; k < kc; ++k) dst[k * width + l] = src[l * ls + k];
   if (n < width)
     for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * width + n, dst + (k + 1) * width, 0.0f);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int l = 0; l < n; l += 8) {
+    const int rows = std::min(8, n - l);
+    const bool full = rows == 8 && l + 8 <= width;
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(std::min(8, width - l)), lane);
+    const float* s = src + l * ls;
+    int64_t k = 0;
+    __m256 r[8];
+    for (; k + 8 <= kc; k += 8) {
+      for (int j = 0; j < 8; ++j) r[j] = j < rows ? _mm256_loadu_ps(s + j * ls + k) : _mm256_setzero_ps();
+      transpose8_store(r, dst + k * width + l, width, full, mask);
+    }
+    for (; k < kc; ++k)
+      for (int j = 0; j < rows; ++j) dst[k * width + l + j] = s[j * ls + k];
+  }
 }
 
 MM_TARGET_AVX2 void pack_avx2(float* dst, int width, int64_t lanes, int64_t kc, const float* src,
