@@ -127,8 +127,8 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   let extraFiles: ((dir: string) => void) | undefined;
   if (o.stage === 'lora') {
     params = attachLora(model, o.lora, o.seed);
-    if (resumeDir) loadLoraInto(model, o.lora, path.join(resumeDir, 'lora'));
-    extraFiles = (dir) => saveLora(model, o.lora, path.join(dir, 'lora'));
+    if (resumeDir) loadLoraInto(model, o.lora, resumeDir);
+    extraFiles = (dir) => saveLora(model, o.lora, dir);
   }
 
   let lossOf: (b: Batch) => Tensor;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "binding.h"
+#include "gemm.h"
 #include "mm.h"
 
 namespace {
@@ -74,7 +75,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   o.Set("avx2", f.avx2);
   o.Set("fma", f.fma);
   o.Set("avx512f", f.avx512f);
-  o.Set("kernelPath", mm::use_avx2() ? "avx2+fma" : "portable");
+  o.Set("kernelPath", mm::cpu::sgemm_isa());
   return o;
 }
 
