@@ -2,7 +2,7 @@
 // sample answers and the held-out accuracy (printed as `accuracy: N%`).
 import type { Argv, CommandModule } from 'yargs';
 import { demoPaths, ensureDemoData, scoreHeldout } from '../train/demo';
-import { resolveTrainOptions } from './train';
+import { defaultTrainArgs, resolveTrainOptions } from './train';
 import { runTraining } from '../train/run';
 
 interface DemoArgs {
@@ -21,7 +21,7 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     const started = Date.now();
     await ensureDemoData(argv.workspace, argv.quiet);
     for (const stage of ['pretrain', 'sft'] as const) {
-      const opts = await resolveTrainOptions({ stage, workspace: argv.workspace, quiet: argv.quiet } as never);
+      const opts = await resolveTrainOptions(defaultTrainArgs(stage, argv.workspace, argv.quiet));
       await runTraining(opts);
     }
     const p = demoPaths(argv.workspace);

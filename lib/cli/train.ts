@@ -110,43 +110,56 @@ export async function resolveTrainOptions(argv: TrainArgs): Promise<RunOptions> 
   };
 }
 
+/** The options of `train`, shared with `demo` (which trains with their defaults). */
+const TRAIN_OPTIONS = {
+  'model-config': { type: 'string', describe: 'minimind-v1-small | minimind-v1-moe | minimind-v1 | demo-tiny | config.json' },
+  init: { type: 'string', describe: 'start from this model folder' },
+  data: { type: 'string', describe: 'prepared data (data prepare) or jsonl; default: the demo' },
+  tokenizer: { type: 'string', describe: 'tokenizer folder (default: the --init folder\'s)' },
+  out: { type: 'string', describe: 'output folder (final model + step-N checkpoints + metrics.jsonl)' },
+  workspace: { type: 'string', default: 'minimind-demo', describe: 'demo workspace folder' },
+  'batch-size': { type: 'number' },
+  'seq-len': { type: 'number', describe: 'positions per row (default: max_seq_len - 1)' },
+  accum: { type: 'number', default: 1, describe: 'micro-batches per optimizer step' },
+  lr: { type: 'number', describe: 'peak learning rate' },
+  'min-lr': { type: 'number', describe: 'final learning rate (default lr/10)' },
+  warmup: { type: 'number', default: 0, describe: 'warm-up optimizer steps' },
+  epochs: { type: 'number', default: 1 },
+  'max-steps': { type: 'number', describe: 'optimizer steps (overrides --epochs)' },
+  'weight-decay': { type: 'number', default: 0 },
+  optimizer: { choices: ['adamw', 'adam'] as const, default: 'adamw' as const, describe: 'adamw (decoupled decay) or adam (torch.optim.Adam, MiniMind v1)' },
+  clip: { type: 'number', default: 1.0, describe: 'gradient norm clip (0 = off)' },
+  seed: { type: 'number', default: 1337 },
+  'save-every': { type: 'number', default: 1000, describe: 'checkpoint every N optimizer steps' },
+  keep: { type: 'number', default: 3, describe: 'checkpoints kept' },
+  'log-every': { type: 'number', describe: 'metrics.jsonl line every N steps (default 1 for runs under 1000 steps)' },
+  device: { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const },
+  resume: { type: 'string', describe: 'continue from the newest checkpoint in DIR (default: --out)' },
+  'aux-loss': { type: 'boolean', default: false, describe: 'add the MoE auxiliary loss (off for v1 parity)' },
+  'lora-rank': { type: 'number', default: 16 },
+  'lora-alpha': { type: 'number', describe: 'default: the rank' },
+  'lora-targets': { type: 'string', default: 'wq,wo', describe: 'any of wq,wk,wv,wo,w1,w2,w3' },
+  'dpo-beta': { type: 'number', default: 0.1 },
+  'dpo-logp': { choices: ['sum', 'mean'] as const, default: 'sum' as const },
+  quiet: { type: 'boolean', default: false },
+} as const;
+
+/** The arguments `train STAGE` gets with every option at its default (what `demo` runs). */
+export function defaultTrainArgs(stage: Stage, workspace: string, quiet: boolean): TrainArgs {
+  const args: Record<string, unknown> = { stage, workspace, quiet };
+  for (const [name, o] of Object.entries(TRAIN_OPTIONS)) {
+    if ('default' in o && !(name in args)) args[name] = o.default;
+  }
+  return args as unknown as TrainArgs;
+}
+
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train <stage>',
   describe: 'Train: pretrain, sft, lora or dpo (without --data: the embedded demo)',
   builder: (y: Argv) =>
     y
       .positional('stage', { choices: ['pretrain', 'sft', 'lora', 'dpo'] as const, type: 'string' })
-      .option('model-config', { type: 'string', describe: 'minimind-v1-small | minimind-v1-moe | minimind-v1 | demo-tiny | config.json' })
-      .option('init', { type: 'string', describe: 'start from this model folder' })
-      .option('data', { type: 'string', describe: 'prepared data (data prepare) or jsonl; default: the demo' })
-      .option('tokenizer', { type: 'string', describe: 'tokenizer folder (default: the --init folder\'s)' })
-      .option('out', { type: 'string', describe: 'output folder (final model + step-N checkpoints + metrics.jsonl)' })
-      .option('workspace', { type: 'string', default: 'minimind-demo', describe: 'demo workspace folder' })
-      .option('batch-size', { type: 'number' })
-      .option('seq-len', { type: 'number', describe: 'positions per row (default: max_seq_len - 1)' })
-      .option('accum', { type: 'number', default: 1, describe: 'micro-batches per optimizer step' })
-      .option('lr', { type: 'number', describe: 'peak learning rate' })
-      .option('min-lr', { type: 'number', describe: 'final learning rate (default lr/10)' })
-      .option('warmup', { type: 'number', default: 0, describe: 'warm-up optimizer steps' })
-      .option('epochs', { type: 'number', default: 1 })
-      .option('max-steps', { type: 'number', describe: 'optimizer steps (overrides --epochs)' })
-      .option('weight-decay', { type: 'number', default: 0 })
-      .option('optimizer', { choices: ['adamw', 'adam'] as const, default: 'adamw' as const,
-        describe: 'adamw (decoupled decay) or adam (torch.optim.Adam, MiniMind v1)' })
-      .option('clip', { type: 'number', default: 1.0, describe: 'gradient norm clip (0 = off)' })
-      .option('seed', { type: 'number', default: 1337 })
-      .option('save-every', { type: 'number', default: 1000, describe: 'checkpoint every N optimizer steps' })
-      .option('keep', { type: 'number', default: 3, describe: 'checkpoints kept' })
-      .option('log-every', { type: 'number', describe: 'metrics.jsonl line every N steps (default 1 for runs under 1000 steps)' })
-      .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const })
-      .option('resume', { type: 'string', describe: 'continue from the newest checkpoint in DIR (default: --out)' })
-      .option('aux-loss', { type: 'boolean', default: false, describe: 'add the MoE auxiliary loss (off for v1 parity)' })
-      .option('lora-rank', { type: 'number', default: 16 })
-      .option('lora-alpha', { type: 'number', describe: 'default: the rank' })
-      .option('lora-targets', { type: 'string', default: 'wq,wo', describe: 'any of wq,wk,wv,wo,w1,w2,w3' })
-      .option('dpo-beta', { type: 'number', default: 0.1 })
-      .option('dpo-logp', { choices: ['sum', 'mean'] as const, default: 'sum' as const })
-      .option('quiet', { type: 'boolean', default: false }) as Argv<TrainArgs>,
+      .options(TRAIN_OPTIONS) as unknown as Argv<TrainArgs>,
   handler: async (argv) => {
     const opts = await resolveTrainOptions(argv);
     const r = await runTraining(opts);

@@ -59,7 +59,7 @@ export async function ensureDemoData(workspace = DEMO_WORKSPACE, quiet = false):
   }
   if (!fs.existsSync(path.join(p.tokenizer, 'tokenizer.json'))) {
     log(quiet, `demo: training a ${DEMO_VOCAB}-token BPE tokenizer`);
-    await trainTokenizer({ files: [files, path.join(p.data, 'sft.jsonl')], vocabSize: DEMO_VOCAB, out: p.tokenizer });
+    await trainTokenizer({ files: [files], vocabSize: DEMO_VOCAB, out: p.tokenizer });
   }
   const jobs: [string, 'pretrain' | 'sft' | 'dpo', string, number][] = [
     ['pretrain.jsonl', 'pretrain', p.pretrainBin, 512],
