@@ -59,7 +59,7 @@ export const NAMED_CONFIGS: Record<string, Partial<LMConfig>> = {
   'minimind-v1-moe': { dim: 512, n_layers: 8, use_moe: true },
   'minimind-v1': { dim: 768, n_layers: 16 },
   // Small enough that the embedded demo trains in minutes on 2 CPU cores.
-  'demo-tiny': { dim: 256, n_layers: 4, n_heads: 8, n_kv_heads: 4, max_seq_len: 256 },
+  'demo-tiny': { dim: 256, n_layers: 4, n_heads: 8, n_kv_heads: 4, vocab_size: 2048, max_seq_len: 256 },
 };
 
 /** Fills defaults and validates; accepts v1's boolean n_shared_experts. */

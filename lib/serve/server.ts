@@ -100,6 +100,7 @@ export function createServer(opts: ServerOptions): http.Server {
 
   // FIFO: one generation runs at a time; the rest wait their turn.
   let queueLength = 0;
+  const stats = { completed: 0, cancelled: 0 };
   let chain: Promise<void> = Promise.resolve();
   const enqueue = <T>(job: () => Promise<T>): Promise<T> => {
     if (queueLength >= maxQueue) throw new HttpError(429, `the server is busy (${maxQueue} requests queued); retry later`, 'rate_limit_error');
@@ -123,7 +124,8 @@ export function createServer(opts: ServerOptions): http.Server {
       for (;;) {
         if (cancelled()) {
           decoder.finish('stop');
-          break;
+          stats.cancelled++;
+          return { text: filter.full, completionTokens: decoder.ids.length, finishReason: 'stop' };
         }
         const id = decoder.next();
         if (id === null) break;
@@ -137,6 +139,7 @@ export function createServer(opts: ServerOptions): http.Server {
       }
       const rest = filter.push(stream.flush()) + filter.flush();
       if (rest) onText(rest);
+      stats.completed++;
     } finally {
       decoder.finish('length');
     }
@@ -213,6 +216,7 @@ export function createServer(opts: ServerOptions): http.Server {
       res.end();
       return;
     }
+    if (err.status === 413) res.setHeader('connection', 'close');
     sendJson(res, err.status, { error: { message: err.message, type: err.type, param: err.param, code: err.code } });
   };
 
@@ -223,13 +227,19 @@ export function createServer(opts: ServerOptions): http.Server {
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > maxBody) {
-          reject(new HttpError(413, `the request body exceeds ${maxBody} bytes`));
-          req.destroy();
+          // Answer 413 and discard the rest of the body (the connection closes after the reply); a client that
+          // keeps sending far past the limit is cut off.
+          if (chunks.length) {
+            chunks.length = 0;
+            reject(new HttpError(413, `the request body exceeds ${maxBody} bytes`));
+          }
+          if (size > 16 * maxBody) req.destroy();
           return;
         }
         chunks.push(c);
       });
       req.on('end', () => {
+        if (size > maxBody) return;
         let parsed: unknown;
         try {
           parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -309,7 +319,7 @@ export function createServer(opts: ServerOptions): http.Server {
         res.end(page());
         return;
       }
-      if (route === 'GET /health') return sendJson(res, 200, { status: 'ok', model: modelName, queued: queueLength });
+      if (route === 'GET /health') return sendJson(res, 200, { status: 'ok', model: modelName, queued: queueLength, ...stats });
       if (opts.apiKey && url.pathname.startsWith('/v1/') && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
         throw new HttpError(401, 'Incorrect or missing API key: send "Authorization: Bearer <key>"', 'invalid_request_error', null, 'invalid_api_key');
       }
