@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generate } from '../lib/infer/generate';
 import { loadModelFolder } from '../lib/io/model-folder';
+import { Tokenizer } from '../lib/tokenizer';
 import { makeModelFolder } from './serve-fixture';
 
 const ROOT = path.join(__dirname, '..');
@@ -55,8 +56,14 @@ test('generate --json with --prompt-ids matches the library, and --prompt tokeni
 test('chat works in a pipe, with /reset and /exit', () => {
   const r = cli(['chat', '--model', model, '--max-new-tokens', '4', '--temperature', '0'], 'hello\n/reset\nwho are you?\n/exit\nnever read\n');
   expect(r.code).toBe(0);
-  // One line per answered message (/reset and /exit print nothing in a pipe; input after /exit is not read).
-  expect(r.out.match(/\n/g)).toHaveLength(2);
+  // Each answer is printed followed by a newline; /reset and /exit print nothing in a pipe; input after /exit is
+  // not read. With no history kept, each answer is the greedy continuation of its own one-message prompt.
+  const m = loadModelFolder(model);
+  const tok = Tokenizer.load(model);
+  const answer = (q: string) => tok.decode(generate(m, tok.encode(tok.applyChatTemplate([{ role: 'user', content: q }], true)),
+    { maxNewTokens: 4, temperature: 0, eosIds: [tok.eosId] }).ids);
+  expect(r.out).toBe(`${answer('hello')}\n${answer('who are you?')}\n`);
+  m.dispose();
 });
 
 test('eval loss --json on a token file and on jsonl text', () => {
