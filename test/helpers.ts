@@ -1,18 +1,9 @@
 // Shared test utilities: seeded random data, closeness checks, and central finite differences.
 import { Tensor } from '../lib/tensor/tensor';
 
-/** A small seeded PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { uniform as rng } from '../lib/util/random';
 
+export { rng };
 /** n standard-normal values (Box-Muller) times `scale`. */
 export function randn(n: number, seed = 1, scale = 1): Float32Array {
   const r = rng(seed);

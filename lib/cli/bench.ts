@@ -2,6 +2,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { KernelResult } from '../../bench/harness';
 import { benchKernels } from '../../bench/kernels';
+import { benchTokenizer } from '../../bench/tokenizer';
 import { benchTrain } from '../../bench/train';
 
 const fmt = (v: number | null, digits = 1) => (v === null ? '-' : v.toFixed(digits));
@@ -25,10 +26,10 @@ interface BenchArgs {
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
   command: 'bench <target>',
-  describe: 'Measure throughput: kernels (each op, % of peak) or train (tokens/s, MFU, peak memory)',
+  describe: 'Measure throughput: kernels (each op, % of peak), train (tokens/s, MFU, peak memory) or tokenizer (MB/s vs HF)',
   builder: (y: Argv) =>
     y
-      .positional('target', { choices: ['kernels', 'train'], describe: 'what to benchmark', type: 'string' })
+      .positional('target', { choices: ['kernels', 'train', 'tokenizer'], describe: 'what to benchmark', type: 'string' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
       .option('filter', { type: 'string', default: '', describe: 'kernels: only names containing this' })
       .option('model-config', { type: 'string', default: 'minimind-v1-small', describe: 'train: named config or config.json' })
@@ -36,7 +37,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option('seq-len', { type: 'number', default: 512, describe: 'train: sequence length' })
       .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' }) as
       Argv<BenchArgs>,
-  handler: (argv) => {
+  handler: async (argv) => {
     if (argv.target === 'kernels') {
       if (!argv.json) console.log('measuring this machine\'s peak FLOP/s and bandwidth...');
       const report = benchKernels(argv.filter, argv.json ? undefined : printKernelRow);
@@ -47,6 +48,9 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
           `(avx2 ${m.peak_avx2_gflops.toFixed(1)}, avx512 ${m.peak_avx512_gflops.toFixed(1)}), ` +
           `bandwidth ${m.bandwidth_gbps.toFixed(1)} GB/s`);
       }
+    } else if (argv.target === 'tokenizer') {
+      const r = await benchTokenizer({ print: !argv.json });
+      if (argv.json) console.log(JSON.stringify(r));
     } else if (argv.target === 'train') {
       const r = benchTrain({ modelConfig: argv['model-config'], batchSize: argv['batch-size'], seqLen: argv['seq-len'], steps: argv.steps });
       if (argv.json) console.log(JSON.stringify(r));

@@ -78,3 +78,9 @@ export function permutation(n: number, seed: number): Uint32Array {
   for (let i = 0; i < n; i++) order[i] = i;
   return new Rng(seed).shuffle(order);
 }
+
+/** A seeded uniform [0, 1) generator as a plain function (generated corpora, test data). */
+export function uniform(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}
