@@ -524,6 +524,7 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
            const float* B, int64_t ldb, int64_t strideB,
            float beta, float* C, int64_t ldc, int64_t strideC, int64_t batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
+  if (batch == 1 && gemv_rows(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   const Isa& isa = active_isa();
   Product p{A, transA ? 1 : lda, transA ? lda : 1, B, transB ? 1 : ldb, transB ? ldb : 1, C, ldc,
             M, N, K, alpha, beta};

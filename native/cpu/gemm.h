@@ -20,4 +20,9 @@ const char* sgemm_isa();
 // nothing, for an unknown name or an ISA this CPU lacks. Not for use while other threads run sgemm.
 bool sgemm_force_isa(const char* name);
 
+// gemv.cc: the decoding case (M <= 4 rows, transB, no transA) as row dot products at memory bandwidth.
+// Returns false when the product is not of that shape (sgemm then packs as usual).
+bool gemv_rows(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 }  // namespace mm::cpu
