@@ -149,7 +149,9 @@ test('bad input gets an error naming the file or field', async () => {
   await expect(runTraining(runOptions(f, { data: path.join(f.dir, 'missing.bin') }))).rejects.toThrow(/missing\.bin/);
   const badConfig = path.join(f.dir, 'bad.json');
   fs.writeFileSync(badConfig, JSON.stringify({ dim: 30, n_heads: 4 }));
-  await expect(runTraining(runOptions(f, { modelConfig: badConfig }))).rejects.toThrow(/bad\.json.*head/);
+  await expect(runTraining(runOptions(f, { modelConfig: badConfig }))).rejects.toThrow(/bad\.json.*n_heads/);
+  fs.writeFileSync(badConfig, JSON.stringify({ dim: 64, n_heads: 8, n_kv_heads: 4 }));
+  await expect(runTraining(runOptions(f, { modelConfig: badConfig }))).rejects.toThrow(/head dim .* multiple of 16/);
   await expect(runTraining(runOptions(f, { stage: 'sft', data: f.sft }))).rejects.toThrow(/--init/);
   const r = spawnSync(process.execPath, ['-r', path.join(ROOT, 'scripts/register-ts.js'), path.join(ROOT, 'bin/cli.ts'),
     'train', 'pretrain', '--data', path.join(f.dir, 'nope.jsonl'), '--out', path.join(f.dir, 'x')], { encoding: 'utf8' });

@@ -84,9 +84,7 @@ export function resolveConfig(partial: Partial<LMConfig> & Record<string, unknow
   if (cfg.n_heads % cfg.n_kv_heads !== 0) {
     throw new Error(`${where}: n_heads ${cfg.n_heads} is not a multiple of n_kv_heads ${cfg.n_kv_heads}`);
   }
-  // The attention kernels tile the head dimension by 16 (MiniMind uses 32 and 48).
-  const hd = cfg.dim / cfg.n_heads;
-  if (hd % 16 !== 0 || hd > 128) throw new Error(`${where}: head dim dim/n_heads = ${hd} must be a multiple of 16, at most 128`);
+  if ((cfg.dim / cfg.n_heads) % 2 !== 0) throw new Error(`${where}: head dim ${cfg.dim / cfg.n_heads} must be even for RoPE`);
   if (cfg.rope_style !== 'interleaved' && cfg.rope_style !== 'half') {
     throw new Error(`${where}: field "rope_style" must be "interleaved" or "half", got ${JSON.stringify(cfg.rope_style)}`);
   }

@@ -246,6 +246,9 @@ export class MiniMind {
     readonly cfg: LMConfig,
     readonly device: Device = 'cpu',
   ) {
+    // The attention kernels tile the head dimension by 16 (MiniMind uses 32 and 48).
+    const hd = headDim(cfg);
+    if (hd % 16 !== 0 || hd > 128) throw new Error(`model: head dim dim/n_heads = ${hd} must be a multiple of 16, at most 128`);
     this.params = new ParameterStore(device);
     this.tokEmbeddings = this.params.create('tok_embeddings.weight', [cfg.vocab_size, cfg.dim]);
     for (let i = 0; i < cfg.n_layers; i++) this.layers.push(new Block(cfg, this.params, i));
