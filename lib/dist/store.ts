@@ -3,16 +3,19 @@
 //
 // Protocol: each message is a 4-byte big-endian length and a msgpack object.
 //   request  {id, op: 'set', key, value} | {id, op: 'get', key} | {id, op: 'add', key, delta} | {id, op: 'wait', keys}
+//            | {id, op: 'arrive', key, delta: worldSize}
 //   reply    {id, value?} | {id, error}
 // `get` and `wait` are answered once the keys exist (set or add), so a rank can ask before another rank has
-// published. Values are bytes; `add` keeps a decimal counter. Every client call has a deadline; the server
-// keeps no timers.
+// published. Values are bytes; `add` keeps a decimal counter. `arrive` (a barrier) adds one to a counter and
+// is answered once the counter reaches worldSize: all ranks' answers are written at the same moment, which
+// matters because rank 0 hosts the server and may block in native code right after its own barrier returns.
+// Every client call has a deadline; the server keeps no timers.
 import * as net from 'node:net';
 import { pack, unpack } from 'msgpackr';
 
 interface Request {
   id: number;
-  op: 'set' | 'get' | 'add' | 'wait';
+  op: 'set' | 'get' | 'add' | 'wait' | 'arrive';
   key?: string;
   keys?: string[];
   value?: Uint8Array;
@@ -91,8 +94,17 @@ export class StoreServer {
     if (!socket.destroyed) socket.write(frame(reply));
   }
 
-  /** Answers a get/wait if its keys exist; returns whether it did. */
+  private counter(key: string): number {
+    return Number(Buffer.from(this.data.get(key) ?? Buffer.from('0')).toString());
+  }
+
+  /** Answers a get/wait if its keys exist (an arrive once its counter is full); returns whether it did. */
   private answer(socket: net.Socket, r: Request): boolean {
+    if (r.op === 'arrive') {
+      if (this.counter(r.key!) < r.delta!) return false;
+      this.reply(socket, { id: r.id });
+      return true;
+    }
     const keys = r.op === 'get' ? [r.key!] : r.keys!;
     if (!keys.every((k) => this.data.has(k))) return false;
     this.reply(socket, { id: r.id, value: r.op === 'get' ? this.data.get(r.key!) : undefined });
@@ -106,11 +118,15 @@ export class StoreServer {
         this.reply(socket, { id: r.id });
         break;
       case 'add': {
-        const now = Number(Buffer.from(this.data.get(r.key!) ?? Buffer.from('0')).toString()) + r.delta!;
+        const now = this.counter(r.key!) + r.delta!;
         this.data.set(r.key!, Buffer.from(String(now)));
         this.reply(socket, { id: r.id, value: now });
         break;
       }
+      case 'arrive':
+        this.data.set(r.key!, Buffer.from(String(this.counter(r.key!) + 1)));
+        this.parked.push({ socket, request: r });
+        break;
       case 'get':
       case 'wait':
         if (!this.answer(socket, r)) this.parked.push({ socket, request: r });
@@ -235,10 +251,8 @@ export class StoreClient {
   /** Resolves once all worldSize ranks called barrier() the same number of times. */
   async barrier(tag = 'barrier', timeout = this.opts.timeout): Promise<void> {
     const key = `barrier/${tag}/${this.barriers++}`;
-    const arrived = await this.add(key, 1);
-    if (arrived === this.opts.worldSize) await this.set(`${key}/done`, '1');
     try {
-      await this.wait([`${key}/done`], timeout);
+      await this.request({ op: 'arrive', key, delta: this.opts.worldSize }, `barrier '${tag}'`, timeout);
     } catch (e) {
       if (this.closedError) throw e;
       const count = await this.add(key, 0).catch(() => NaN);
