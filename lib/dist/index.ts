@@ -369,8 +369,9 @@ export async function initDistributed(opts: DistOptions = {}): Promise<Dist | nu
         await store.set(`tcp/${rank}`, JSON.stringify({ host, port: listener.port }));
         const next = JSON.parse(await store.getString(`tcp/${(rank + 1) % worldSize}`)) as { host: string; port: number };
         await store.barrier('tcp-addresses');  // nobody needs the store while the ring connects (it blocks)
-        comm = cpuCollectives(native.cpu.distTcpConnect(rank, worldSize, listener.fd, next.host, next.port, rdzvTimeout) as number,
-          worldSize);
+        const handle = native.cpu.distTcpConnect(rank, worldSize, listener.fd, next.host, next.port, rdzvTimeout) as number;
+        native.cpu.distSetTimeout(handle, timeout);  // connecting had the rendezvous deadline; collectives get theirs
+        comm = cpuCollectives(handle, worldSize);
       } else {
         throw new Error(`distributed: unknown transport '${String(transport)}' (shm, tcp or auto)`);
       }
