@@ -177,7 +177,7 @@ export class StoreClient {
       for (const p of this.pending.values()) p.reject(this.closedError);
       this.pending.clear();
     };
-    socket.on('error', (e) => fail(`failed: ${e.message}`));
+    socket.on('error', (e) => fail(`lost the connection (${e.message}): did rank 0 exit?`));
     socket.on('close', () => fail('closed the connection (did rank 0 exit?)'));
   }
 
