@@ -31,6 +31,14 @@ async function main(mode: string): Promise<void> {
     return;
   }
   const dist = await initDistributed({ config: { mode } });
+  if (mode === 'train') { // alone (no WORLD_SIZE) or as a rank
+    const o = JSON.parse(env.TRAIN_JSON!) as { batch: number; accum: number; steps: number; resumeFrom?: string;
+      saveAt?: { step: number; file: string } };
+    const final = trainLinearRegression({ dist, ...o });
+    fs.writeFileSync(path.join(env.OUT_DIR!, `${env.TAG}-rank${dist?.rank ?? 0}.json`), JSON.stringify(final));
+    dist?.close();
+    return;
+  }
   if (!dist) throw new Error('worker: WORLD_SIZE is not set');
   const rank = dist.rank;
   if (mode === 'collectives') {
@@ -55,11 +63,6 @@ async function main(mode: string): Promise<void> {
       }
       dist.allReduceMean([t]);
     }
-  } else if (mode === 'train') {
-    const o = JSON.parse(env.TRAIN_JSON!) as { batch: number; accum: number; steps: number; resumeFrom?: string;
-      saveAt?: { step: number; file: string } };
-    const final = trainLinearRegression({ dist, ...o });
-    fs.writeFileSync(path.join(env.OUT_DIR!, `${env.TAG}-rank${rank}.json`), JSON.stringify(final));
   }
   dist.close();
 }
