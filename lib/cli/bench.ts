@@ -1,6 +1,8 @@
 // `minimind-native bench kernels|train [--json]`: throughput as % of this machine's measured peak.
 import type { Argv, CommandModule } from 'yargs';
 import type { KernelResult } from '../../bench/harness';
+import { benchKernels } from '../../bench/kernels';
+import { benchTrain } from '../../bench/train';
 
 const fmt = (v: number | null, digits = 1) => (v === null ? '-' : v.toFixed(digits));
 
@@ -34,9 +36,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option('seq-len', { type: 'number', default: 512, describe: 'train: sequence length' })
       .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' }) as
       Argv<BenchArgs>,
-  handler: async (argv) => {
+  handler: (argv) => {
     if (argv.target === 'kernels') {
-      const { benchKernels } = await import('../../bench/kernels');
       if (!argv.json) console.log('measuring this machine\'s peak FLOP/s and bandwidth...');
       const report = benchKernels(argv.filter, argv.json ? undefined : printKernelRow);
       if (argv.json) console.log(JSON.stringify(report));
@@ -47,7 +48,6 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
           `bandwidth ${m.bandwidth_gbps.toFixed(1)} GB/s`);
       }
     } else if (argv.target === 'train') {
-      const { benchTrain } = await import('../../bench/train');
       const r = benchTrain({ modelConfig: argv['model-config'], batchSize: argv['batch-size'], seqLen: argv['seq-len'], steps: argv.steps });
       if (argv.json) console.log(JSON.stringify(r));
       else {

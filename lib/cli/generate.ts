@@ -1,4 +1,6 @@
 // `minimind-native generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [sampling options] [--json]`
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
 import { loadModelFolder } from '../io/model-folder';
@@ -53,7 +55,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     const model = loadModelFolder(argv.model);
     try {
       if (argv.lora) applyLora(model, argv.lora);
-      const tokenizer = Tokenizer.tryLoad(argv.model);
+      const tokenizer = fs.existsSync(path.join(argv.model, 'tokenizer.json')) ? Tokenizer.load(argv.model) : null;
       let prompt: number[];
       if (argv['prompt-ids'] !== undefined) prompt = parseIds(argv['prompt-ids'], '--prompt-ids');
       else {

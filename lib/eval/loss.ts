@@ -3,6 +3,7 @@
 // non-overlapping windows of seqLen tokens; X = w[:-1], Y = w[1:]; targets with id 0 are ignored.
 import { noGrad } from '../autograd/tape';
 import { tokenLosses } from '../ops/loss';
+import type { DataLoader } from '../data';
 import { MiniMind } from '../nn/model';
 import { resetStepArenas } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
@@ -48,6 +49,33 @@ export function evalTokenLoss(model: MiniMind, tokens: Uint16Array | Int32Array,
       onProgress?.(Math.min(w0 + B, windows), windows);
     }
   });
+  const mean = count ? sum / count : NaN;
+  return { mean_loss: mean, perplexity: Math.exp(mean), tokens: count };
+}
+
+/** Mean loss over the masked tokens of prepared SFT/DPO rows (assistant tokens only), one pass in order. */
+export function evalMaskedLoss(model: MiniMind, loader: DataLoader): LossReport {
+  let sum = 0;
+  let count = 0;
+  try {
+    noGrad(() => {
+      for (let b = 0; b < loader.batchesPerEpoch; b++) {
+        const batch = loader.next();
+        const R = batch.rows;
+        const T = batch.seqLen;
+        const logits = model.forward(Tensor.from(batch.x, [R, T], 'i32'));
+        const losses = tokenLosses(logits.reshapeView([R * T, model.cfg.vocab_size]), Tensor.from(batch.y, [R * T], 'i32'));
+        for (let i = 0; i < losses.length; i++) {
+          if (batch.mask[i] === 0 || batch.y[i] === 0) continue;
+          sum += losses[i];
+          count++;
+        }
+        resetStepArenas();
+      }
+    });
+  } finally {
+    loader.close();
+  }
   const mean = count ? sum / count : NaN;
   return { mean_loss: mean, perplexity: Math.exp(mean), tokens: count };
 }

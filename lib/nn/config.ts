@@ -1,6 +1,7 @@
 // The model configuration, with MiniMind's LMConfig field names (config.json), the named configurations,
 // and the derived sizes (head dim, FFN width, parameter count).
 import * as fs from 'node:fs';
+import { readJsonObject } from '../util/fsutil';
 
 export type RopeStyle = 'interleaved' | 'half';
 
@@ -99,14 +100,7 @@ export function loadConfig(nameOrFile: string): LMConfig {
     throw new Error(`unknown model config "${nameOrFile}": not one of ${Object.keys(NAMED_CONFIGS).join(', ')} ` +
       'and no such file');
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(nameOrFile, 'utf8'));
-  } catch (e) {
-    throw new Error(`${nameOrFile}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${nameOrFile}: expected a JSON object`);
-  return resolveConfig(raw as Record<string, unknown>, nameOrFile);
+  return resolveConfig(readJsonObject(nameOrFile), nameOrFile);
 }
 
 export const headDim = (c: LMConfig) => c.dim / c.n_heads;

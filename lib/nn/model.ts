@@ -301,7 +301,7 @@ export class MiniMind {
       mask: mask ? mask.reshapeView([B * T]) : undefined,
     });
     const aux = withAux ? this.auxLoss() : null;
-    return aux ? add(loss, aux) : loss;
+    return aux ? add(loss, reshape(aux, loss.shape)) : loss;
   }
 
   createCaches(maxLen = this.cfg.max_seq_len): KVCache[] {

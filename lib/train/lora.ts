@@ -87,45 +87,75 @@ export function readLoraConfig(dir: string): LoraConfig {
   return { rank: raw.r, alpha: raw.lora_alpha, targets: parseTargets(raw.target_modules.join(',')) };
 }
 
-/** Loads adapters from a LoRA folder onto the model (for generate/chat/serve --lora). */
+/** Uploads saved adapter weights into the adapters already attached to the model (resume, inference). */
+export function loadLoraInto(model: MiniMind, cfg: LoraConfig, dir: string): void {
+  const file = path.join(dir, 'adapter_model.safetensors');
+  if (!fs.existsSync(file)) throw new Error(`${dir}: no adapter_model.safetensors`);
+  const { tensors } = readSafetensors(file);
+  for (const { layer } of targetLayers(model, cfg.targets)) {
+    for (const t of [layer.lora!.A, layer.lora!.B]) {
+      const saved = tensors.get(t.name);
+      if (!saved) throw new Error(`${file}: missing tensor ${t.name}`);
+      if (saved.shape.join() !== t.shape.join()) {
+        throw new Error(`${file}: tensor ${t.name} has shape [${saved.shape}], the model expects [${t.shape}]`);
+      }
+      t.upload(bytesToF32(saved, t.name, file));
+    }
+  }
+}
+
+/** Loads a LoRA folder onto the model (for generate/chat/serve --lora). */
 export function applyLora(model: MiniMind, dir: string): LoraConfig {
   const cfg = readLoraConfig(dir);
-  const file = path.join(dir, 'adapter_model.safetensors');
-  const { tensors } = readSafetensors(file);
-  for (const { name, layer } of targetLayers(model, cfg.targets)) {
-    const get = (suffix: string) => {
-      const key = `${name}.${suffix}.weight`;
-      const t = tensors.get(key);
-      if (!t) throw new Error(`${file}: missing tensor ${key}`);
-      const out = Tensor.persistent(t.shape, 'f32', model.device);
-      out.name = key;
-      return out.upload(bytesToF32(t, key, file));
-    };
-    layer.lora = { A: get('lora_A'), B: get('lora_B'), scale: cfg.alpha / cfg.rank };
-  }
+  attachLora(model, cfg, 0);
+  loadLoraInto(model, cfg, dir);
   return cfg;
+}
+
+/** w [out, in] += scale · b [out, r] @ a [r, in], on host arrays. */
+function addLowRank(w: Float32Array, a: Float32Array, b: Float32Array, out: number, inp: number, r: number, scale: number): void {
+  for (let o = 0; o < out; o++) {
+    for (let k = 0; k < r; k++) {
+      const bk = scale * b[o * r + k];
+      if (bk === 0) continue;
+      for (let i = 0; i < inp; i++) w[o * inp + i] += bk * a[k * inp + i];
+    }
+  }
 }
 
 /** Folds every adapter into its weight: W += scale · B A; the adapters are then removed. */
 export function mergeLora(model: MiniMind): void {
-  for (const { layer } of targetLayers(model, LORA_TARGETS as unknown as LoraTarget[])) {
+  for (const { layer } of targetLayers(model, [...LORA_TARGETS])) {
     if (!layer.lora) continue;
     const { A, B, scale } = layer.lora;
     const [out, inp] = layer.weight.shape;
-    const r = A.shape[0];
     const w = layer.weight.toArray() as Float32Array;
-    const a = A.toArray() as Float32Array;
-    const b = B.toArray() as Float32Array;
-    for (let o = 0; o < out; o++) {
-      for (let k = 0; k < r; k++) {
-        const bk = scale * b[o * r + k];
-        if (bk === 0) continue;
-        for (let i = 0; i < inp; i++) w[o * inp + i] += bk * a[k * inp + i];
-      }
-    }
+    addLowRank(w, A.toArray() as Float32Array, B.toArray() as Float32Array, out, inp, A.shape[0], scale);
     layer.weight.upload(w);
     A.dispose();
     B.dispose();
     layer.lora = null;
   }
+}
+
+/** The same merge on a v1 state dict (for `export --merge-lora DIR`), without building a model. */
+export function mergeLoraStateDict(sd: Map<string, { shape: number[]; data: Float32Array }>, dir: string):
+  Map<string, { shape: number[]; data: Float32Array }> {
+  const cfg = readLoraConfig(dir);
+  const file = path.join(dir, 'adapter_model.safetensors');
+  const { tensors } = readSafetensors(file);
+  const out = new Map(sd);
+  for (const [name, A] of tensors) {
+    const m = /^(.*)\.lora_A\.weight$/.exec(name);
+    if (!m) continue;
+    const base = `${m[1]}.weight`;
+    const B = tensors.get(`${m[1]}.lora_B.weight`);
+    const w = sd.get(base);
+    if (!B || !w) throw new Error(`${file}: adapter ${m[1]} has no matching lora_B or base weight ${base}`);
+    const data = Float32Array.from(w.data);
+    addLowRank(data, bytesToF32(A, name, file), bytesToF32(B, `${m[1]}.lora_B.weight`, file), w.shape[0], w.shape[1], A.shape[0],
+      cfg.alpha / cfg.rank);
+    out.set(base, { shape: w.shape, data });
+  }
+  return out;
 }

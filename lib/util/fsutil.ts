@@ -11,7 +11,8 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = tempName(file);
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, data);
+    if (typeof data === 'string') fs.writeSync(fd, data);
+    else fs.writeSync(fd, data);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -31,4 +32,16 @@ export function writeDirAtomic(dir: string, build: (tmpDir: string) => void): vo
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** A JSON object from a file, with errors that name the file. */
+export function readJsonObject(file: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: expected a JSON object`);
+  return raw as Record<string, unknown>;
 }

@@ -1,39 +1,40 @@
-// A small seeded random number generator (xoshiro128**), with a state that checkpoints can save and restore,
-// so weight initialisation, data shuffling and sampling are reproducible and resumable.
+// Seeded pseudo-random numbers: data order, the demo corpus, weight initialisation, LoRA init and sampling. The
+// same seed gives the same stream on every machine (no Math.random), and the state can be saved in checkpoints.
+// splitmix32-style mixing of a 32-bit state; good enough for shuffling and sampling, not crypto.
+
+/** Mixes any number of integers (seed, epoch, ...) into one 32-bit seed. */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    // Fold in the high bits of integers beyond 32 bits (epochs and seeds are small, but be safe).
+    h = (h + Math.floor(p / 0x100000000)) | 0;
+  }
+  return h >>> 0;
+}
+
 export class Rng {
-  private s: Uint32Array;
+  private state: number;
 
   constructor(seed: number) {
-    // splitmix32 expands the seed into the four state words.
-    this.s = new Uint32Array(4);
-    let x = seed >>> 0;
-    for (let i = 0; i < 4; i++) {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      this.s[i] = (z ^ (z >>> 16)) >>> 0;
-    }
+    this.state = mixSeed(seed);
   }
 
-  /** A uniform 32-bit integer. */
+  /** Uniform 32-bit unsigned integer. */
   nextU32(): number {
-    const s = this.s;
-    const rotl = (v: number, k: number) => ((v << k) | (v >>> (32 - k))) >>> 0;
-    const result = Math.imul(rotl(Math.imul(s[1], 5) >>> 0, 7), 9) >>> 0;
-    const t = (s[1] << 9) >>> 0;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 11);
-    return result;
+    this.state = (this.state + 0x9e3779b9) | 0;
+    let z = this.state;
+    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    return (z ^ (z >>> 15)) >>> 0;
   }
 
-  /** Uniform in [0, 1). */
+  /** Uniform float in [0, 1). */
   next(): number {
-    return this.nextU32() / 4294967296;
+    return this.nextU32() / 0x100000000;
   }
 
   /** Uniform integer in [0, n). */
@@ -47,22 +48,33 @@ export class Rng {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
   }
 
-  /** Fisher-Yates shuffle in place. */
-  shuffle<T extends { length: number; [i: number]: unknown }>(a: T): T {
-    for (let i = a.length - 1; i > 0; i--) {
+  getState(): number {
+    return this.state;
+  }
+
+  setState(state: number): void {
+    this.state = state | 0;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)];
+  }
+
+  /** Shuffles in place (Fisher-Yates) and returns the same array. */
+  shuffle<A extends { length: number; [i: number]: unknown }>(items: A): A {
+    for (let i = items.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const tmp = a[i];
-      a[i] = a[j];
-      a[j] = tmp;
+      const t = items[i];
+      items[i] = items[j];
+      items[j] = t;
     }
-    return a;
+    return items;
   }
+}
 
-  getState(): number[] {
-    return Array.from(this.s);
-  }
-
-  setState(state: number[]): void {
-    this.s = Uint32Array.from(state);
-  }
+/** A seeded permutation of 0..n-1. */
+export function permutation(n: number, seed: number): Uint32Array {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  return new Rng(seed).shuffle(order);
 }

@@ -1,0 +1,158 @@
+// `minimind-native train pretrain|sft|lora|dpo [options]`
+// Without --data, training uses the embedded demo (see lib/train/demo.ts): `train pretrain` then `train sft`
+// give a small model that answers the demo's questions, on the CPU, in minutes.
+import * as fs from 'node:fs';
+import type { Argv, CommandModule } from 'yargs';
+import { DEMO_CONFIG, ensureDemoData } from '../train/demo';
+import { parseTargets } from '../train/lora';
+import { runTraining, RunOptions, Stage } from '../train/run';
+
+interface TrainArgs {
+  stage: Stage;
+  'model-config'?: string;
+  init?: string;
+  data?: string;
+  tokenizer?: string;
+  out?: string;
+  workspace: string;
+  'batch-size'?: number;
+  'seq-len'?: number;
+  accum: number;
+  lr?: number;
+  'min-lr'?: number;
+  warmup: number;
+  epochs: number;
+  'max-steps'?: number;
+  'weight-decay': number;
+  optimizer: 'adamw' | 'adam';
+  clip: number;
+  seed: number;
+  'save-every': number;
+  keep: number;
+  'log-every'?: number;
+  device: 'cpu' | 'cuda';
+  resume?: string;
+  'aux-loss': boolean;
+  'lora-rank': number;
+  'lora-alpha'?: number;
+  'lora-targets': string;
+  'dpo-beta': number;
+  'dpo-logp': 'sum' | 'mean';
+  quiet: boolean;
+}
+
+/** MiniMind's learning rates per stage (pretrain uses a higher one, suited to small batches on a CPU). */
+const STAGE_LR: Record<Stage, number> = { pretrain: 5e-4, sft: 1e-4, lora: 1e-4, dpo: 4e-5 };
+/** Demo runs: enough steps to learn the demo facts in a few minutes on 2 cores. */
+const DEMO_STEPS: Record<Stage, { steps: number; lr: number; batch: number; seqLen?: number }> = {
+  pretrain: { steps: 300, lr: 2e-3, batch: 16, seqLen: 128 },
+  sft: { steps: 300, lr: 1e-3, batch: 16 },
+  lora: { steps: 200, lr: 2e-3, batch: 16 },
+  dpo: { steps: 50, lr: 1e-5, batch: 4 },
+};
+
+export async function resolveTrainOptions(argv: TrainArgs): Promise<RunOptions> {
+  const stage = argv.stage;
+  let data = argv.data;
+  let init = argv.init ?? null;
+  let out = argv.out;
+  let modelConfig = argv['model-config'] ?? null;
+  let tokenizer = argv.tokenizer ?? null;
+  const demo = data === undefined;
+  if (demo) {
+    const p = await ensureDemoData(argv.workspace, argv.quiet);
+    data = { pretrain: p.pretrainBin, sft: p.sftBin, lora: p.sftBin, dpo: p.dpoBin }[stage];
+    tokenizer ??= p.tokenizer;
+    if (stage === 'pretrain') {
+      modelConfig ??= DEMO_CONFIG;
+      out ??= p.pretrainOut;
+    } else {
+      init ??= stage === 'sft' ? p.pretrainOut : p.sftOut;
+      out ??= `${p.root}/${stage}`;
+      if (!fs.existsSync(`${init}/config.json`)) {
+        throw new Error(`train ${stage} (demo): ${init} does not exist yet; run \`minimind-native train ${stage === 'sft' ? 'pretrain' : 'sft'}\` first`);
+      }
+    }
+    if (!argv.quiet) console.error(`demo ${stage}: data ${data}, out ${out}`);
+  }
+  if (!out) throw new Error('--out is required when --data is given');
+  const d = DEMO_STEPS[stage];
+  const resume = argv.resume === undefined ? null : argv.resume === '' ? out : argv.resume;
+  return {
+    stage,
+    modelConfig,
+    init,
+    data: data!,
+    tokenizer,
+    out,
+    batchSize: argv['batch-size'] ?? (demo ? d.batch : 32),
+    seqLen: argv['seq-len'] ?? (demo ? d.seqLen ?? null : null),
+    accum: argv.accum,
+    lr: argv.lr ?? (demo ? d.lr : STAGE_LR[stage]),
+    minLr: argv['min-lr'] ?? null,
+    warmup: argv.warmup,
+    epochs: argv.epochs,
+    maxSteps: argv['max-steps'] ?? (demo ? d.steps : null),
+    weightDecay: argv['weight-decay'],
+    optimizer: argv.optimizer,
+    clip: argv.clip,
+    seed: argv.seed,
+    saveEvery: argv['save-every'],
+    keep: argv.keep,
+    logEvery: argv['log-every'] ?? null,
+    device: argv.device,
+    resume,
+    auxLoss: argv['aux-loss'],
+    lora: { rank: argv['lora-rank'], alpha: argv['lora-alpha'] ?? argv['lora-rank'], targets: parseTargets(argv['lora-targets']) },
+    dpoBeta: argv['dpo-beta'],
+    dpoLogp: argv['dpo-logp'],
+    quiet: argv.quiet,
+  };
+}
+
+export const trainCommand: CommandModule<object, TrainArgs> = {
+  command: 'train <stage>',
+  describe: 'Train: pretrain, sft, lora or dpo (without --data: the embedded demo)',
+  builder: (y: Argv) =>
+    y
+      .positional('stage', { choices: ['pretrain', 'sft', 'lora', 'dpo'] as const, type: 'string' })
+      .option('model-config', { type: 'string', describe: 'minimind-v1-small | minimind-v1-moe | minimind-v1 | demo-tiny | config.json' })
+      .option('init', { type: 'string', describe: 'start from this model folder' })
+      .option('data', { type: 'string', describe: 'prepared data (data prepare) or jsonl; default: the demo' })
+      .option('tokenizer', { type: 'string', describe: 'tokenizer folder (default: the --init folder\'s)' })
+      .option('out', { type: 'string', describe: 'output folder (final model + step-N checkpoints + metrics.jsonl)' })
+      .option('workspace', { type: 'string', default: 'minimind-demo', describe: 'demo workspace folder' })
+      .option('batch-size', { type: 'number' })
+      .option('seq-len', { type: 'number', describe: 'positions per row (default: max_seq_len - 1)' })
+      .option('accum', { type: 'number', default: 1, describe: 'micro-batches per optimizer step' })
+      .option('lr', { type: 'number', describe: 'peak learning rate' })
+      .option('min-lr', { type: 'number', describe: 'final learning rate (default lr/10)' })
+      .option('warmup', { type: 'number', default: 0, describe: 'warm-up optimizer steps' })
+      .option('epochs', { type: 'number', default: 1 })
+      .option('max-steps', { type: 'number', describe: 'optimizer steps (overrides --epochs)' })
+      .option('weight-decay', { type: 'number', default: 0 })
+      .option('optimizer', { choices: ['adamw', 'adam'] as const, default: 'adamw' as const,
+        describe: 'adamw (decoupled decay) or adam (torch.optim.Adam, MiniMind v1)' })
+      .option('clip', { type: 'number', default: 1.0, describe: 'gradient norm clip (0 = off)' })
+      .option('seed', { type: 'number', default: 1337 })
+      .option('save-every', { type: 'number', default: 1000, describe: 'checkpoint every N optimizer steps' })
+      .option('keep', { type: 'number', default: 3, describe: 'checkpoints kept' })
+      .option('log-every', { type: 'number', describe: 'metrics.jsonl line every N steps (default 1 for runs under 1000 steps)' })
+      .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const })
+      .option('resume', { type: 'string', describe: 'continue from the newest checkpoint in DIR (default: --out)' })
+      .option('aux-loss', { type: 'boolean', default: false, describe: 'add the MoE auxiliary loss (off for v1 parity)' })
+      .option('lora-rank', { type: 'number', default: 16 })
+      .option('lora-alpha', { type: 'number', describe: 'default: the rank' })
+      .option('lora-targets', { type: 'string', default: 'wq,wo', describe: 'any of wq,wk,wv,wo,w1,w2,w3' })
+      .option('dpo-beta', { type: 'number', default: 0.1 })
+      .option('dpo-logp', { choices: ['sum', 'mean'] as const, default: 'sum' as const })
+      .option('quiet', { type: 'boolean', default: false }) as Argv<TrainArgs>,
+  handler: async (argv) => {
+    const opts = await resolveTrainOptions(argv);
+    const r = runTraining(opts);
+    if (!argv.quiet) {
+      const last = r.losses.length ? r.losses[r.losses.length - 1].toFixed(4) : '-';
+      console.error(`${r.interrupted ? 'interrupted' : 'done'}: ${r.steps} steps, last loss ${last}; model in ${opts.out}`);
+    }
+  },
+};
