@@ -1,5 +1,5 @@
 // Data-parallel training end to end, on a model small enough to check exactly: linear regression trained by
-// the trainer's recipe (test/dist/linreg.ts: accumulate, one all-reduce per step, AdamW on every rank).
+// the trainer's recipe (test/dist/linreg.ts: accumulate, one all-reduce per step, clip, AdamW on every rank).
 //   - 2 ranks x accum 2 for 20 steps reach the weights of 1 rank x accum 4 (same global batch, same samples);
 //   - the 2-rank run's checkpoint (global cursor, written by rank 0) resumes on 1 rank and ends at the same
 //     weights as the uninterrupted 1-rank run: the cursor is remapped, nothing skipped or repeated.
@@ -34,8 +34,9 @@ describe('DDP training (cpu backend)', () => {
     expect(losses).toHaveLength(4);
     expect(losses[3]).toBeLessThan(losses[0] / 2);
 
-    const saved = JSON.parse(fs.readFileSync(ckpt, 'utf8')) as { worldSize: number; cursor: { epoch: number; samples: number } };
-    expect(saved).toMatchObject({ worldSize: 2, cursor: { epoch: 2, samples: 32 } }); // 10 steps x 16 samples, 64 an epoch
+    // 10 steps x 16 samples = epoch 2 (64 samples an epoch), 32 in: 16 taken by each rank.
+    const saved = JSON.parse(fs.readFileSync(ckpt, 'utf8')) as { worldSize: number; cursor: object };
+    expect(saved).toMatchObject({ worldSize: 2, cursor: { epoch: 2, position: 16 } });
     const [resumed] = await run(1, 'resumed', { accum: 4, resumeFrom: ckpt });
     expect({ code: resumed.code, stderr: resumed.stderr }).toEqual({ code: 0, stderr: '' });
     expect(maxDiff(read('resumed'), read('one'))).toBeLessThan(1e-5);

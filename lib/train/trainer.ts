@@ -34,9 +34,12 @@ export interface BatchSource {
   readonly epoch: number;
   /** Micro-batches in one epoch. */
   readonly batchesPerEpoch: number;
-  /** [dist] With several ranks: the global position, the same on every rank (see lib/dist/sharding.ts). */
   getCursor(): unknown;
-  setCursor(cursor: unknown): void;
+  /**
+   * [dist] `savedWorldSize`: the number of ranks the checkpoint was written with; a sharded source remaps the
+   * cursor when it differs from its own (lib/dist/sharding.ts remapCursor).
+   */
+  setCursor(cursor: unknown, savedWorldSize?: number): void;
 }
 
 export interface TrainOptions {
@@ -101,7 +104,7 @@ export function train(model: MiniMind, params: Tensor[], source: BatchSource, lo
     const state = readTrainerState(dir);
     if (state.stage !== opts.stage) throw new Error(`--resume: ${dir} is a ${state.stage} checkpoint, not ${opts.stage}`);
     optimizer.importState(state.optimizer);
-    source.setCursor(state.cursor);
+    source.setCursor(state.cursor, state.worldSize ?? 1); // [dist] the cursor's world size, for remapping
     step = state.step;
   }
   // [dist] Identical initial weights: rank 0's, whether freshly initialised or loaded.

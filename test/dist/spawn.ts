@@ -1,11 +1,11 @@
 // Starts rank processes for the distributed tests: each runs test/dist/worker.ts (TypeScript, through
-// register.js) with torchrun's variables for a run on 127.0.0.1, and resolves with its exit and output.
+// scripts/register-ts.js) with torchrun's variables for a run on 127.0.0.1, and resolves with its exit and output.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { freePort } from '../../lib/dist/launch';
 
 export const WORKER = path.join(__dirname, 'worker.ts');
-export const NODE_ARGS = ['-r', path.join(__dirname, 'register.js')];
+export const NODE_ARGS = ['-r', path.join(__dirname, '..', '..', 'scripts', 'register-ts.js')];
 
 export interface RankExit {
   rank: number;

@@ -1,5 +1,5 @@
 // One rank of the distributed tests, spawned by test/dist/spawn.ts (or by the launcher) as
-//   node -r test/dist/register.js test/dist/worker.ts <mode>
+//   node -r scripts/register-ts.js test/dist/worker.ts <mode>
 // Modes:
 //   env          print the launcher's variables as JSON, then a line without a newline; FAIL_RANK=r exits 3
 //                on rank r while the others sleep (the launcher must stop them)
