@@ -110,7 +110,15 @@ export function train(model: MiniMind, params: Tensor[], source: BatchSource, lo
   // [dist] Identical initial weights: rank 0's, whether freshly initialised or loaded.
   const dist = opts.dist ?? null;
   const isMain = !dist || dist.isMain;
-  if (dist) dist.broadcast(params);
+  if (dist) {
+    dist.broadcast(params);
+    // Every rank must take the same number of steps, or the last ones would wait for a rank that finished.
+    const [meanS, meanS2] = dist.allReduceNumbers([S, S * S]);
+    if (meanS2 !== meanS * meanS) {
+      throw new Error(`rank ${dist.rank}: the ranks disagree on the number of optimizer steps (${S} here): every ` +
+        'rank\'s data shard must have the same batches per epoch (lib/dist/sharding.ts)');
+    }
+  }
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
@@ -172,7 +180,8 @@ export function train(model: MiniMind, params: Tensor[], source: BatchSource, lo
       losses.push(loss);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const logLine = step % opts.logEvery === 0 || step === S;
-      logger.log({ step, epoch: source.epoch, loss, lr, tokens_per_s: (tokens * (dist?.worldSize ?? 1)) / seconds, grad_norm: gradNorm,
+      const allTokens = tokens * (dist?.worldSize ?? 1); // [dist] throughput of all ranks together
+      logger.log({ step, epoch: source.epoch, loss, lr, tokens_per_s: allTokens / seconds, grad_norm: gradNorm,
         elapsed_s: (Date.now() - start) / 1000 }, logLine);
       opts.onStep?.({ step, loss });
       if ((opts.saveEvery > 0 && step % opts.saveEvery === 0) || step === S || interrupted) checkpoint();
