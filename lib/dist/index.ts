@@ -101,46 +101,104 @@ export function ncclUnavailableReason(): string {
   return reason();
 }
 
-/** The per-backend primitives Dist builds on. Addresses are native (cpu) or device (cuda) memory. */
+/** A buffer in native (cpu) or device (cuda) memory. */
+interface Segment {
+  address: number;
+  bytes: number;
+}
+
+/**
+ * A reusable flat buffer: copies several segments into one place and back, so that a collective over many
+ * tensors is one call (the bucket of DDP).
+ */
+class Bucket {
+  private address = 0;
+  private capacity = 0;
+
+  constructor(private readonly device: Device) {}
+
+  /** Runs `op` on the segments as one contiguous buffer (the segment itself when there is one). */
+  run(segments: Segment[], op: (address: number, bytes: number) => void): void {
+    if (segments.length === 1) {
+      op(segments[0].address, segments[0].bytes);
+      return;
+    }
+    const memory = memoryOf(this.device);
+    const total = segments.reduce((n, s) => n + s.bytes, 0);
+    if (this.capacity < total) {
+      this.free();
+      this.address = allocPersistent(this.device, total);
+      this.capacity = total;
+    }
+    let offset = 0;
+    for (const s of segments) {
+      memory.copy(this.address + offset, s.address, s.bytes);
+      offset += s.bytes;
+    }
+    op(this.address, total);
+    offset = 0;
+    for (const s of segments) {
+      memory.copy(s.address, this.address + offset, s.bytes);
+      offset += s.bytes;
+    }
+  }
+
+  free(): void {
+    if (this.capacity) freePersistent(this.device, this.address, this.capacity);
+    this.address = 0;
+    this.capacity = 0;
+  }
+}
+
+/** The per-backend primitives Dist builds on. */
 interface Collectives {
   device: Device;
-  /** In place; mean or sum over ranks. dtype f64 only on the cpu backend. */
-  allReduce(address: number, count: number, dtype: 'f32' | 'f64', mean: boolean): void;
-  broadcast(address: number, bytes: number, root: number): void;
+  /** In place over the segments taken as one buffer; mean or sum over ranks. f64 only on the cpu backend. */
+  allReduce(segments: Segment[], dtype: 'f32' | 'f64', mean: boolean): void;
+  broadcast(segments: Segment[], root: number): void;
   abort(): void;
   close(): void;
 }
 
 function cpuCollectives(handle: number, worldSize: number): Collectives {
   const cpu = native.cpu;
+  const bucket = new Bucket('cpu');
   return {
     device: 'cpu',
-    allReduce: (address, count, dtype, mean) =>
-      cpu.distAllReduce(handle, address, count, dtype === 'f64' ? 1 : 0, mean ? 1 / worldSize : 1),
-    broadcast: (address, bytes, root) => cpu.distBroadcast(handle, address, bytes, root),
+    // The native side walks the segments itself (shm copies them straight into shared memory): no bucket.
+    allReduce: (segments, dtype, mean) => cpu.distAllReduce(handle, segments.map((s) => s.address),
+      segments.map((s) => s.bytes), dtype === 'f64' ? 1 : 0, mean ? 1 / worldSize : 1),
+    broadcast: (segments, root) => bucket.run(segments, (address, bytes) => cpu.distBroadcast(handle, address, bytes, root)),
     abort: () => cpu.distAbort(handle),
-    close: () => cpu.distClose(handle),
+    close: () => {
+      cpu.distClose(handle);
+      bucket.free();
+    },
   };
 }
 
 function ncclCollectives(handle: number): Collectives {
   const cuda = native.cuda;
+  const bucket = new Bucket('cuda');
   return {
     device: 'cuda',
-    allReduce: (address, count, dtype, mean) => {
+    allReduce: (segments, dtype, mean) => {
       if (dtype !== 'f32') throw new Error(`nccl backend: all-reduce of ${dtype} is not supported`);
-      cuda.ncclAllReduce(handle, address, count, 0, mean);
+      bucket.run(segments, (address, bytes) => cuda.ncclAllReduce(handle, address, bytes / 4, 0, mean));
     },
-    broadcast: (address, bytes, root) => cuda.ncclBroadcast(handle, address, bytes, root),
+    broadcast: (segments, root) => bucket.run(segments, (address, bytes) => cuda.ncclBroadcast(handle, address, bytes, root)),
     abort: () => cuda.ncclClose(handle, true),
-    close: () => cuda.ncclClose(handle, false),
+    close: () => {
+      cuda.ncclClose(handle, false);
+      bucket.free();
+    },
   };
 }
 
 /** One rank's view of the run. Every rank must call the same collectives in the same order. */
 export class Dist {
-  /** A reusable native buffer that bucketed collectives copy through. */
-  private bucket = { address: 0, bytes: 0 };
+  /** Host-visible scratch for allReduceNumbers. */
+  private numbers = { address: 0, bytes: 0 };
   private closed = false;
 
   constructor(
@@ -165,78 +223,51 @@ export class Dist {
     return this.comm.device;
   }
 
-  private bucketOf(bytes: number): number {
-    if (this.bucket.bytes < bytes) {
-      if (this.bucket.bytes) freePersistent(this.device, this.bucket.address, this.bucket.bytes);
-      this.bucket = { address: allocPersistent(this.device, bytes), bytes };
+  private scratch(bytes: number): number {
+    if (this.numbers.bytes < bytes) {
+      if (this.numbers.bytes) freePersistent(this.device, this.numbers.address, this.numbers.bytes);
+      this.numbers = { address: allocPersistent(this.device, bytes), bytes };
     }
-    return this.bucket.address;
+    return this.numbers.address;
   }
 
-  private check(tensors: Tensor[], what: string, dtypes: DType[]): void {
+  private segments(tensors: Tensor[], what: string, dtypes: DType[]): Segment[] {
     if (this.closed) throw new Error(`dist.${what}: the communicator is closed`);
-    for (const t of tensors) {
+    return tensors.map((t) => {
       if (t.device !== this.device || !dtypes.includes(t.dtype)) {
         throw new Error(`dist.${what}: ${t.describe()} must be ${dtypes.join('/')} on ${this.device} ` +
           `for the ${this.backend} backend`);
       }
-    }
+      return { address: t.ptr, bytes: t.bytes };
+    });
   }
 
   /**
-   * Copies the tensors into one flat buffer, runs `op` on it, and copies the result back (one collective
-   * per call, whatever the number of tensors).
+   * Replaces each f32 tensor by its mean over the ranks, in place (identical bits on every rank). All the
+   * tensors go in one collective, as one bucket.
    */
-  private bucketed(tensors: Tensor[], op: (address: number, bytes: number) => void): void {
-    const memory = memoryOf(this.device);
-    if (tensors.length === 1) {
-      op(tensors[0].ptr, tensors[0].bytes);
-      return;
-    }
-    const total = tensors.reduce((s, t) => s + t.bytes, 0);
-    const flat = this.bucketOf(total);
-    let offset = 0;
-    for (const t of tensors) {
-      memory.copy(flat + offset, t.ptr, t.bytes);
-      offset += t.bytes;
-    }
-    op(flat, total);
-    offset = 0;
-    for (const t of tensors) {
-      memory.copy(t.ptr, flat + offset, t.bytes);
-      offset += t.bytes;
-    }
-  }
-
-  /** Replaces each f32 tensor by its mean over the ranks, in place (identical bits on every rank). */
   allReduceMean(tensors: Tensor[]): void {
-    this.check(tensors, 'allReduceMean', ['f32']);
-    this.guard(() => this.bucketed(tensors, (address, bytes) => this.comm.allReduce(address, bytes / 4, 'f32', true)));
+    const segments = this.segments(tensors, 'allReduceMean', ['f32']);
+    this.guard(() => this.comm.allReduce(segments, 'f32', true));
   }
 
-  /** Overwrites every rank's tensors with rank `root`'s (any dtype). */
+  /** Overwrites every rank's tensors with rank `root`'s (any dtype), in one collective. */
   broadcast(tensors: Tensor[], root = 0): void {
-    this.check(tensors, 'broadcast', ['f32', 'bf16', 'i32', 'u16']);
-    this.guard(() => this.bucketed(tensors, (address, bytes) => this.comm.broadcast(address, bytes, root)));
+    const segments = this.segments(tensors, 'broadcast', ['f32', 'bf16', 'i32', 'u16']);
+    this.guard(() => this.comm.broadcast(segments, root));
   }
 
   /** The mean over ranks of each value (for metrics: loss, tokens/s, flags). */
   allReduceNumbers(values: number[]): number[] {
     if (this.closed) throw new Error('dist.allReduceNumbers: the communicator is closed');
     if (values.length === 0) return [];
-    if (this.device === 'cpu') {
-      const host = Float64Array.from(values);
-      const address = this.bucketOf(host.byteLength);
-      native.cpu.upload(address, host);
-      this.guard(() => this.comm.allReduce(address, host.length, 'f64', true));
-      native.cpu.download(host, address);
-      return Array.from(host);
-    }
-    const host = Float32Array.from(values);
-    const address = this.bucketOf(host.byteLength);
-    memoryOf(this.device).upload(address, host);
-    this.guard(() => this.comm.allReduce(address, host.length, 'f32', true));
-    memoryOf(this.device).download(host, address);
+    // f64 on the cpu backend; NCCL reduces f32 (metrics do not need more).
+    const host = this.device === 'cpu' ? Float64Array.from(values) : Float32Array.from(values);
+    const address = this.scratch(host.byteLength);
+    const memory = memoryOf(this.device);
+    memory.upload(address, host);
+    this.guard(() => this.comm.allReduce([{ address, bytes: host.byteLength }], this.device === 'cpu' ? 'f64' : 'f32', true));
+    memory.download(host, address);
     return Array.from(host);
   }
 
@@ -260,8 +291,8 @@ export class Dist {
     if (this.closed) return;
     this.closed = true;
     this.comm.close();
-    if (this.bucket.bytes) freePersistent(this.device, this.bucket.address, this.bucket.bytes);
-    this.bucket = { address: 0, bytes: 0 };
+    if (this.numbers.bytes) freePersistent(this.device, this.numbers.address, this.numbers.bytes);
+    this.numbers = { address: 0, bytes: 0 };
     this.store.close();
     void this.server?.close();
   }

@@ -2,7 +2,8 @@
 //   cpu.distShmOpen(name, rank, world, chunkBytes, timeoutS) -> handle   (rank 0 creates the segment)
 //   cpu.distShmUnlink(name)
 //   cpu.distTcpListen(host) -> {fd, port};  cpu.distTcpConnect(rank, world, fd, nextHost, nextPort, timeoutS) -> handle
-//   cpu.distAllReduce(handle, address, count, dtype 0=f32 1=f64, scale)   in place: scale * sum over ranks
+//   cpu.distAllReduce(handle, addresses[], bytes[], dtype 0=f32 1=f64, scale)   in place over the buffers taken
+//                                                     as one: scale * sum over ranks (one collective)
 //   cpu.distBroadcast(handle, address, bytes, root)
 //   cpu.distSetTimeout(handle, seconds); cpu.distAbort(handle); cpu.distClose(handle)
 // With the CUDA backend compiled, NCCL (native/cuda/nccl.h) on the cuda object:
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "binding.h"
 #include "shm.h"
@@ -88,8 +90,13 @@ Napi::Value TcpConnect(const Napi::CallbackInfo& info) {
 
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    get(info).all_reduce(mm::ptr<void>(info, 1), mm::i64(info, 2), static_cast<mm::dist::DType>(mm::i32(info, 3)),
-                         mm::num(info, 4));
+    Napi::Array addresses = info[1].As<Napi::Array>(), bytes = info[2].As<Napi::Array>();
+    std::vector<mm::dist::Segment> segments(addresses.Length());
+    for (uint32_t i = 0; i < addresses.Length(); ++i) {
+      segments[i] = {reinterpret_cast<void*>(static_cast<uintptr_t>(addresses.Get(i).As<Napi::Number>().Int64Value())),
+                     bytes.Get(i).As<Napi::Number>().Int64Value()};
+    }
+    get(info).all_reduce(segments, static_cast<mm::dist::DType>(mm::i32(info, 3)), mm::num(info, 4));
     return info.Env().Undefined();
   });
 }

@@ -193,14 +193,21 @@ void ShmCommunicator::barrier(const Deadline& deadline, const char* what) {
 }
 
 template <typename T>
-void ShmCommunicator::all_reduce_typed(T* data, int64_t count, T scale) {
+void ShmCommunicator::all_reduce_typed(const std::vector<Segment>& segments, T scale) {
   const Deadline deadline(timeout_s_);
+  int64_t count = 0;
+  for (const Segment& s : segments) count += s.bytes / static_cast<int64_t>(sizeof(T));
   const int64_t per_chunk = chunk_bytes_ / static_cast<int64_t>(sizeof(T));
   constexpr int64_t kLine = 64 / sizeof(T);  // parts start on cache lines: ranks never write the same line
+  SegmentWalker gather(segments), scatter(segments);
   for (int64_t off = 0; off < count; off += per_chunk) {
     const int64_t n = std::min(per_chunk, count - off);
     const int phase = static_cast<int>(phase_++ & 1);
-    std::memcpy(slot(phase, rank_), data + off, n * sizeof(T));
+    uint8_t* mine = slot(phase, rank_);
+    gather.take(n * sizeof(T), [&](uint8_t* p, int64_t bytes) {
+      std::memcpy(mine, p, bytes);
+      mine += bytes;
+    });
     barrier(deadline, "all_reduce");
     const int64_t part = ((n + world_ - 1) / world_ + kLine - 1) / kLine * kLine;
     const int64_t begin = std::min(n, rank_ * part), end = std::min(n, begin + part);
@@ -212,13 +219,17 @@ void ShmCommunicator::all_reduce_typed(T* data, int64_t count, T scale) {
     if (scale != T(1))
       for (int64_t i = begin; i < end; ++i) sum[i] *= scale;
     barrier(deadline, "all_reduce");
-    std::memcpy(data + off, sum, n * sizeof(T));
+    const uint8_t* result = slot(phase, 0);
+    scatter.take(n * sizeof(T), [&](uint8_t* p, int64_t bytes) {
+      std::memcpy(p, result, bytes);
+      result += bytes;
+    });
   }
 }
 
-void ShmCommunicator::all_reduce(void* data, int64_t count, DType dtype, double scale) {
-  if (dtype == DType::f64) all_reduce_typed(static_cast<double*>(data), count, scale);
-  else all_reduce_typed(static_cast<float*>(data), count, static_cast<float>(scale));
+void ShmCommunicator::all_reduce(const std::vector<Segment>& segments, DType dtype, double scale) {
+  if (dtype == DType::f64) all_reduce_typed<double>(segments, scale);
+  else all_reduce_typed<float>(segments, static_cast<float>(scale));
 }
 
 void ShmCommunicator::broadcast(void* data, int64_t bytes, int root) {

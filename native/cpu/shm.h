@@ -6,9 +6,10 @@
 //   aborted (or -1), every rank's pid;
 //   data: two sets ("phases") of `world` slots of chunk_bytes each. Consecutive chunk operations alternate
 //   phases, so a rank may fill the next slot while a slower rank still reads the previous result.
-// all_reduce, per chunk of at most chunk_bytes: each rank copies its chunk into its slot; barrier; rank r sums
+// all_reduce, per chunk of at most chunk_bytes of the concatenated segments: each rank copies its chunk (gathered
+// from its segments) into its slot; barrier; rank r sums
 // part r of the chunk over the slots in rank order 0, 1, ..., world-1 (the fixed order that makes the result
-// bit-identical everywhere) and writes it to slot 0; barrier; every rank copies slot 0 out.
+// bit-identical everywhere) and writes it to slot 0; barrier; every rank copies slot 0 out to its segments.
 // Waits spin briefly, then sleep on a futex (Linux) or poll, checking the deadline, the abort flag and whether
 // every peer's pid is still alive.
 #pragma once
@@ -30,7 +31,7 @@ class ShmCommunicator final : public Communicator {
   // Removes the name from /dev/shm (the mapping stays valid). Rank 0 calls it once everyone has opened it.
   static void unlink(const std::string& name);
 
-  void all_reduce(void* data, int64_t count, DType dtype, double scale) override;
+  void all_reduce(const std::vector<Segment>& segments, DType dtype, double scale) override;
   void broadcast(void* data, int64_t bytes, int root) override;
   void abort() noexcept override;
 
@@ -38,7 +39,7 @@ class ShmCommunicator final : public Communicator {
   void barrier(const Deadline& deadline, const char* what);
   uint8_t* slot(int phase, int r) const;
   template <typename T>
-  void all_reduce_typed(T* data, int64_t count, T scale);
+  void all_reduce_typed(const std::vector<Segment>& segments, T scale);
 
   std::string name_;
   int64_t chunk_bytes_;

@@ -235,10 +235,30 @@ void TcpRingCommunicator::all_reduce_typed(T* data, int64_t count, T scale) {
   }
 }
 
-void TcpRingCommunicator::all_reduce(void* data, int64_t count, DType dtype, double scale) {
+void TcpRingCommunicator::all_reduce(const std::vector<Segment>& segments, DType dtype, double scale) {
   if (world_ == 1) return;
+  int64_t bytes = 0;
+  for (const Segment& s : segments) bytes += s.bytes;
+  void* data = segments.size() == 1 ? segments[0].data : nullptr;
+  if (!data) {
+    flat_.resize(static_cast<size_t>(bytes));
+    uint8_t* to = flat_.data();
+    SegmentWalker(segments).take(bytes, [&](uint8_t* p, int64_t n) {
+      std::memcpy(to, p, n);
+      to += n;
+    });
+    data = flat_.data();
+  }
+  const int64_t count = bytes / static_cast<int64_t>(dtype_bytes(dtype));
   if (dtype == DType::f64) all_reduce_typed(static_cast<double*>(data), count, scale);
   else all_reduce_typed(static_cast<float*>(data), count, static_cast<float>(scale));
+  if (data == flat_.data()) {
+    const uint8_t* from = flat_.data();
+    SegmentWalker(segments).take(bytes, [&](uint8_t* p, int64_t n) {
+      std::memcpy(p, from, n);
+      from += n;
+    });
+  }
 }
 
 void TcpRingCommunicator::broadcast(void* data, int64_t bytes, int root) {

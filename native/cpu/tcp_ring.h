@@ -7,7 +7,8 @@
 // all_reduce is the bandwidth-optimal ring: the buffer is cut into `world` segments; world-1 reduce-scatter
 // steps (send a segment to the next rank, add the one received from the previous rank) leave each rank with
 // one fully summed segment; world-1 all-gather steps pass the finished segments around. Each element's sum is
-// computed once, by one rank, and copied to the others, so every rank ends with the same bits.
+// computed once, by one rank, and copied to the others, so every rank ends with the same bits. Several buffers
+// are gathered into one contiguous buffer first (the ring cuts it into world parts).
 // A closed connection (the peer exited) or the deadline ends any wait with CommError.
 #pragma once
 #include <string>
@@ -31,7 +32,7 @@ class TcpRingCommunicator final : public Communicator {
                       double timeout_s);
   ~TcpRingCommunicator() override;
 
-  void all_reduce(void* data, int64_t count, DType dtype, double scale) override;
+  void all_reduce(const std::vector<Segment>& segments, DType dtype, double scale) override;
   void broadcast(void* data, int64_t bytes, int root) override;
   void abort() noexcept override;
 
@@ -43,7 +44,8 @@ class TcpRingCommunicator final : public Communicator {
   void all_reduce_typed(T* data, int64_t count, T scale);
 
   int next_fd_ = -1, prev_fd_ = -1;
-  std::vector<uint8_t> scratch_;  // one received segment
+  std::vector<uint8_t> scratch_;  // one received ring segment
+  std::vector<uint8_t> flat_;     // several buffers gathered into one
 };
 
 }  // namespace mm::dist
