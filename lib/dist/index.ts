@@ -4,7 +4,7 @@
 // calls this API so that every rank ends each optimizer step with the same weights:
 //   - at the start, broadcast(params) copies rank 0's weights to every rank;
 //   - after the micro-batches of a step, allReduceMean(grads) averages the gradients (one call a step, all
-//     parameters bucketed into one flat buffer), so every rank takes the same optimizer step;
+//     parameters in one collective, as one bucket), so every rank takes the same optimizer step;
 //   - allReduceNumbers([loss, ...]) averages metrics; rank 0 alone writes checkpoints and metrics.
 // The ranks find each other through torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
 // MASTER_ADDR, MASTER_PORT), set by `minimind-native launch`, torchrun, or by hand (Slurm: SLURM_PROCID,
