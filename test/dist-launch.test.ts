@@ -1,6 +1,7 @@
 // The launcher (lib/dist/launch.ts) with real child processes: torchrun's variables, rank-prefixed
 // line-buffered output, and one failed rank stopping the others; then the CLI end to end.
 import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { launch } from '../lib/dist/launch';
@@ -35,6 +36,7 @@ describe('launch', () => {
       expect(env).toMatchObject({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '2', LOCAL_WORLD_SIZE: '2',
         MASTER_ADDR: '127.0.0.1' });
       expect(Number(env.MASTER_PORT)).toBeGreaterThan(0);
+      expect(env.MINIMIND_THREADS).toBe(String(Math.max(1, Math.floor(os.cpus().length / 2)))); // cores shared out
       expect(mine[1]).toBe('no newline at the end'); // a last partial line is flushed, still prefixed
     }
     expect(err.text()).toMatch(/^\[launch\] starting 2 rank\(s\) of 2/);

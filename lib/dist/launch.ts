@@ -76,7 +76,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   const baseEnv = o.env ?? process.env;
   const masterPort = o.masterPort ?? (await freePort(o.masterAddr));
   const worldSize = o.nnodes * o.nprocPerNode;
-  const threads = baseEnv.MINIMIND_THREADS ?? String(Math.max(1, Math.floor(os.cpus().length / o.nprocPerNode)));
+  const threads = baseEnv.MINIMIND_THREADS || String(Math.max(1, Math.floor(os.cpus().length / o.nprocPerNode)));
   const say = (text: string) => stderr.write(`[launch] ${text}\n`);
   say(`starting ${o.nprocPerNode} rank(s) of ${worldSize} (node ${o.nodeRank} of ${o.nnodes}), ` +
     `master ${o.masterAddr}:${masterPort}, ${threads} thread(s) each`);
