@@ -408,6 +408,9 @@ export async function initDistributed(opts: DistOptions = {}): Promise<Dist | nu
       }
     }
     await store.barrier('ready');
+    // From here on the store is idle: it must not keep a process alive that forgot close().
+    store.unref();
+    server?.unref();
     return new Dist(rank, worldSize, where.localRank, where.localWorldSize, backend, transport, comm, store, server);
   } catch (e) {
     store?.close();

@@ -138,6 +138,13 @@ export class StoreServer {
     this.parked = this.parked.filter((p) => !this.answer(p.socket, p.request));
   }
 
+  /** Lets the process exit while the server still listens (after the rendezvous nobody needs it). */
+  unref(): void {
+    this.server.unref();
+    for (const s of this.sockets) s.unref();
+    this.server.on('connection', (s) => s.unref());
+  }
+
   close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -259,6 +266,11 @@ export class StoreClient {
       throw new Error(`rendezvous: barrier '${tag}' timed out after ${timeout} s: ${count} of ${this.opts.worldSize} ` +
         'ranks arrived (a rank failed to start, or the ranks run different commands)');
     }
+  }
+
+  /** Lets the process exit while the connection is open. */
+  unref(): void {
+    this.socket.unref();
   }
 
   close(): void {
