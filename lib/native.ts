@@ -44,6 +44,8 @@ export interface NativeAddon {
     cudaInfo(): CudaInfo;
   };
   cuda: Partial<MemoryKernels> & KernelTable;
+  /** The CUDA kernels run by the CPU emulator (always built); see lib/cuda/kernels.ts. */
+  cudaEmu: MemoryKernels & KernelTable;
   families: string[];
   buildBackend: string;
   napiVersion: number;
@@ -69,3 +71,7 @@ export const addonPath: string = process.env.MINIMIND_ADDON
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const native: NativeAddon = require(addonPath) as NativeAddon;
+
+/** Device selection: MINIMIND_CUDA_EMULATE=1 makes device 'cuda' run on the CPU emulator (tests without a GPU). */
+export const cudaEmulated = process.env.MINIMIND_CUDA_EMULATE === '1';
+if (cudaEmulated) native.cuda = native.cudaEmu;

@@ -3,7 +3,9 @@
 import * as fs from 'node:fs';
 import { readJsonObject } from '../util/fsutil';
 
-export type RopeStyle = 'interleaved' | 'half';
+import type { RopeStyle } from '../ops/rope';
+
+export type { RopeStyle };
 
 export interface LMConfig {
   dim: number;

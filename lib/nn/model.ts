@@ -16,7 +16,7 @@ import { crossEntropy } from '../ops/loss';
 import { moeAuxLoss, moeCombine, moeDispatch, moeRoute } from '../ops/moe';
 import { rmsnorm } from '../ops/norm';
 import { concatRows, lastRow, sliceRows } from '../ops/rows';
-import { rope, ropeTable, RopeTable } from '../ops/rope';
+import { disposeRopeTable, rope, ropeTable, RopeTable } from '../ops/rope';
 import { swiglu } from '../ops/swiglu';
 import { Device } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
@@ -310,6 +310,6 @@ export class MiniMind {
 
   dispose(): void {
     this.params.dispose();
-    this.rope.dispose();
+    disposeRopeTable(this.rope);
   }
 }

@@ -19,6 +19,14 @@ struct Registrar {
   Registrar(const char* family, BindingInit init);
 };
 
+// CUDA op families register with MM_DEVICE_BINDINGS(family) { ... }: their kernels go into `cuda` (the GPU, when
+// compiled) and `cuda_emu` (the same kernels run by the CPU emulator; exported as `cudaEmu`).
+using DeviceBindingInit = void (*)(Napi::Env env, Napi::Object cuda, Napi::Object cuda_emu);
+
+struct DeviceRegistrar {
+  DeviceRegistrar(const char* family, DeviceBindingInit init);
+};
+
 // Arguments as kernels want them.
 inline double num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().DoubleValue(); }
 inline int64_t i64(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int64Value(); }
@@ -45,3 +53,9 @@ inline void def(Napi::Env env, Napi::Object obj, const char* name, Napi::Functio
   static ::mm::Registrar mm_registrar_##family(#family, mm_bind_##family);               \
   static void mm_bind_##family(Napi::Env env, [[maybe_unused]] Napi::Object cpu,         \
                                [[maybe_unused]] Napi::Object cuda)
+
+#define MM_DEVICE_BINDINGS(family)                                                              \
+  static void mm_bind_##family(Napi::Env env, Napi::Object cuda, Napi::Object cuda_emu);        \
+  static ::mm::DeviceRegistrar mm_registrar_##family(#family, mm_bind_##family);                \
+  static void mm_bind_##family(Napi::Env env, [[maybe_unused]] Napi::Object cuda,              \
+                               [[maybe_unused]] Napi::Object cuda_emu)

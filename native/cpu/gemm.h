@@ -13,4 +13,11 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
            const float* B, int64_t ldb, int64_t strideB,
            float beta, float* C, int64_t ldc, int64_t strideC, int64_t batch);
 
+// The micro-kernel sgemm uses: by default the widest the CPU has ("avx512", "avx2", or "portable";
+// MINIMIND_CPU=portable forces "portable"). Tests force each one to compare them.
+const char* sgemm_isa();
+// Forces one ("avx512", "avx2", "portable") or goes back to the default ("auto"). Returns false, changing
+// nothing, for an unknown name or an ISA this CPU lacks. Not for use while other threads run sgemm.
+bool sgemm_force_isa(const char* name);
+
 }  // namespace mm::cpu

@@ -1,5 +1,8 @@
 // The CUDA backend's host-side entry points, callable from the addon's C++ bindings.
-// Compiled only when nvcc is found (MINIMIND_WITH_CUDA); each returns 0 or a cudaError_t value.
+//   mm::cuda::query()  - device discovery (compiled only when nvcc is found: MINIMIND_WITH_CUDA);
+//   mm::CudaDevice     - memory and kernels on the GPU (same condition);
+//   mm::CudaEmulated   - the same kernels run by the CPU emulator (always compiled; no GPU, no toolkit needed).
+// The kernel tables of both backends are declared by native/cuda/kernels.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,3 +23,19 @@ struct Info {
 Info query();
 
 }  // namespace mm::cuda
+
+namespace mm {
+
+#define MM_CUDA_BACKEND CudaDevice
+#include "../cuda/kernels.h"
+#undef MM_CUDA_BACKEND
+
+#define MM_CUDA_BACKEND CudaEmulated
+#include "../cuda/kernels.h"
+#undef MM_CUDA_BACKEND
+
+// Settings of the emulated device (tests): the order fibers run in, and shared-memory poisoning.
+enum class EmuSchedule { Forward, Reverse, Random };
+void emu_configure(EmuSchedule schedule, uint64_t seed, bool poison);
+
+}  // namespace mm

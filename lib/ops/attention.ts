@@ -1,0 +1,89 @@
+// Causal multi-head attention with grouped KV heads (GQA), flash-style, with autograd.
+//   q [B, T, NH, HD], k and v [B, Tk, NKV, HD]  ->  out [B, T, NH, HD]
+// MiniMind's layout before its transpose. Query head h uses KV head floor(h / (NH / NKV)); scores are scaled by
+// 1/sqrt(HD). Causal (the default): query i sits at absolute position Tk - T + i (a KV cache holds the first
+// Tk - T keys) and attends keys 0 .. Tk - T + i. The forward keeps the fp32 logsumexp [B, NH, T] for the
+// backward, which recomputes the probabilities tile by tile (native/cpu/attention.cc).
+import { gradOf, needsGrad, record } from '../autograd/tape';
+import { Tensor } from '../tensor/tensor';
+import { assertDtype, kernels, sameDevice } from './kernels';
+
+/** Which vector code the CPU kernel runs: 'best' (default) or a narrower one, for tests and benches. */
+export type VectorIsa = 'best' | 'portable' | 'avx2' | 'avx512';
+const ISA_CODE: Record<VectorIsa, number> = { best: 0, portable: 1, avx2: 2, avx512: 3 };
+
+export interface AttentionOptions {
+  causal?: boolean;
+  isa?: VectorIsa;
+}
+
+interface AttentionKernels {
+  attentionForward(out: number, lse: number, q: number, k: number, v: number, B: number, T: number, Tk: number,
+    NH: number, NKV: number, HD: number, causal: boolean, isa: number): void;
+  attentionBackward(dq: number, dk: number, dv: number, dout: number, q: number, k: number, v: number, out: number,
+    lse: number, B: number, T: number, Tk: number, NH: number, NKV: number, HD: number, causal: boolean,
+    isa: number): void;
+}
+
+/** The largest head dimension the kernel supports (native/cpu/attention.h kMaxHeadDim). */
+export const MAX_HEAD_DIM = 128;
+
+interface Dims {
+  B: number;
+  T: number;
+  Tk: number;
+  NH: number;
+  NKV: number;
+  HD: number;
+}
+
+function checkInputs(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Dims {
+  const where = 'attention (lib/ops/attention.ts)';
+  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    assertDtype(`${where}: ${name}`, t, 'f32');
+    if (t.ndim !== 4) throw new Error(`${where}: ${name} must be [B, T, heads, HD], got ${t.describe()}`);
+  }
+  sameDevice(where, q, k, v);
+  const [B, T, NH, HD] = q.shape;
+  const [Bk, Tk, NKV, HDk] = k.shape;
+  if (Bk !== B || HDk !== HD || v.shape.some((d, i) => d !== k.shape[i])) {
+    throw new Error(`${where}: q ${q.describe()}, k ${k.describe()} and v ${v.describe()} disagree on B or HD, ` +
+      'or k and v differ');
+  }
+  if (NKV === 0 || NH % NKV !== 0) throw new Error(`${where}: NH=${NH} is not a multiple of NKV=${NKV}`);
+  if (HD % 16 !== 0 || HD === 0 || HD > MAX_HEAD_DIM) {
+    throw new Error(`${where}: head dim ${HD} must be a multiple of 16 in [16, ${MAX_HEAD_DIM}]`);
+  }
+  if (T === 0 || Tk === 0) throw new Error(`${where}: empty sequence (T=${T}, Tk=${Tk})`);
+  if (causal && Tk < T) throw new Error(`${where}: causal attention needs Tk >= T, got T=${T}, Tk=${Tk}`);
+  return { B, T, Tk, NH, NKV, HD };
+}
+
+function attentionKernels(t: Tensor): AttentionKernels {
+  const k = kernels<Partial<AttentionKernels>>(t.device);
+  if (!k.attentionForward || !k.attentionBackward) {
+    throw new Error(`attention (lib/ops/attention.ts): no attention kernel for device ${t.device}`);
+  }
+  return k as AttentionKernels;
+}
+
+/** softmax(q k^T / sqrt(HD) [+ causal mask]) v, per head; see the file comment for shapes. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const causal = opts.causal ?? true;
+  const isa = ISA_CODE[opts.isa ?? 'best'];
+  const { B, T, Tk, NH, NKV, HD } = checkInputs(q, k, v, causal);
+  const kern = attentionKernels(q);
+  const out = Tensor.empty([B, T, NH, HD], 'f32', q.device, false);
+  const lse = Tensor.empty([B, NH, T], 'f32', q.device, false);
+  kern.attentionForward(out.ptr, lse.ptr, q.ptr, k.ptr, v.ptr, B, T, Tk, NH, NKV, HD, causal, isa);
+  if (needsGrad(q, k, v)) {
+    record(out, () => {
+      // The kernel produces all three gradients; inputs that need none get a scratch buffer.
+      const gradFor = (t: Tensor) => (t.requiresGrad ? gradOf(t) : Tensor.zeros(t.shape, 'f32', t.device));
+      const dq = gradFor(q), dk = gradFor(k), dv = gradFor(v);
+      kern.attentionBackward(dq.ptr, dk.ptr, dv.ptr, out.grad!.ptr, q.ptr, k.ptr, v.ptr, out.ptr, lse.ptr,
+        B, T, Tk, NH, NKV, HD, causal, isa);
+    });
+  }
+  return out;
+}

@@ -1,0 +1,119 @@
+// Matrix products with autograd, on the native GEMM (native/cpu/gemm.cc; `gemm` in every device's table).
+//   matmul(a, b)  [M, K] @ [K, N] -> [M, N], or batched [Bt, M, K] @ [Bt, K, N] -> [Bt, M, N] (attention);
+//                 transA / transB read a stored [.., K, M] / [.., N, K] as its transpose, without a copy.
+//   linear(x, w)  x [..., K] (B, T, C: any leading dims) @ wᵀ with w [N, K] (nn.Linear's layout, no bias).
+// Backward passes are GEMMs too, accumulating straight into the inputs' gradients (beta = 1): no temporaries.
+import { gradOf, needsGrad, record } from '../autograd/tape';
+import { Tensor } from '../tensor/tensor';
+import { assertDtype, kernels, sameDevice } from './kernels';
+
+/** The native kernels this file calls (see native/addon/gemm.cc). Matrices are addresses + row strides. */
+export interface GemmKernels {
+  /** for b < batch: C_b = alpha * op(A_b) @ op(B_b) + beta * C_b, op(X) = Xᵀ when transX, X_b = X + b*strideX. */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number,
+    beta: number, C: number, ldc: number, strideC: number, batch: number): void;
+}
+
+const k = (t: Tensor) => kernels<GemmKernels>(t.device);
+
+/** One operand as the kernel sees it: a (possibly transposed) stack of row-major matrices. */
+interface Operand {
+  t: Tensor;
+  trans: boolean;
+  /** Stored rows and columns of each matrix. */
+  rows: number;
+  cols: number;
+}
+
+const ld = (o: Operand) => o.cols;
+const stride = (o: Operand, batch: number) => (batch > 1 ? o.rows * o.cols : 0);
+
+/**
+ * C (+)= op(A) @ op(B) for `batch` matrices, where op(A) is M x K and op(B) is K x N. `accumulate` adds
+ * to C (beta = 1), otherwise C is overwritten.
+ */
+function gemmInto(c: Tensor, a: Operand, b: Operand, M: number, N: number, K: number, batch: number,
+  accumulate: boolean): void {
+  k(c).gemm(a.trans, b.trans, M, N, K, 1, a.t.ptr, ld(a), stride(a, batch), b.t.ptr, ld(b), stride(b, batch),
+    accumulate ? 1 : 0, c.ptr, N, batch > 1 ? M * N : 0, batch);
+}
+
+function checkF32(op: string, ...ts: Tensor[]): void {
+  sameDevice(op, ...ts);
+  for (const t of ts) assertDtype(op, t, 'f32');
+}
+
+/**
+ * a @ b for 2D [M, K] @ [K, N] or batched 3D [Bt, M, K] @ [Bt, K, N]; `transA` / `transB` mean a / b are
+ * stored transposed ([.., K, M] / [.., N, K]).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  checkF32('matmul', a, b);
+  if (a.ndim !== b.ndim || (a.ndim !== 2 && a.ndim !== 3)) {
+    throw new Error(`matmul: expected two 2D or two 3D tensors, got ${a.describe()} and ${b.describe()}`);
+  }
+  const batched = a.ndim === 3;
+  const batch = batched ? a.shape[0] : 1;
+  if (batched && b.shape[0] !== batch) {
+    throw new Error(`matmul: batch sizes differ: ${a.describe()} and ${b.describe()}`);
+  }
+  const [aRows, aCols] = a.shape.slice(-2);
+  const [bRows, bCols] = b.shape.slice(-2);
+  const [M, K] = transA ? [aCols, aRows] : [aRows, aCols];
+  const [Kb, N] = transB ? [bCols, bRows] : [bRows, bCols];
+  if (K !== Kb) {
+    throw new Error(`matmul: inner sizes differ: ${a.describe()}${transA ? 'ᵀ' : ''} @ ${b.describe()}${transB ? 'ᵀ' : ''}`);
+  }
+  const A: Operand = { t: a, trans: transA, rows: aRows, cols: aCols };
+  const B: Operand = { t: b, trans: transB, rows: bRows, cols: bCols };
+  const out = Tensor.empty(batched ? [batch, M, N] : [M, N], 'f32', a.device, false);
+  gemmInto(out, A, B, M, N, K, batch, false);
+
+  if (needsGrad(a, b)) {
+    record(out, () => {
+      const dC: Operand = { t: out.grad!, trans: false, rows: M, cols: N };
+      // d op(A) = dC @ op(B)ᵀ (M x K); stored transposed, dA = op(B) @ dCᵀ (K x M).
+      if (a.requiresGrad) {
+        const dA = gradOf(a);
+        if (!transA) gemmInto(dA, dC, { ...B, trans: !transB }, M, K, N, batch, true);
+        else gemmInto(dA, B, { ...dC, trans: true }, K, M, N, batch, true);
+      }
+      // d op(B) = op(A)ᵀ @ dC (K x N); stored transposed, dB = dCᵀ @ op(A) (N x K).
+      if (b.requiresGrad) {
+        const dB = gradOf(b);
+        if (!transB) gemmInto(dB, { ...A, trans: !transA }, dC, K, N, M, batch, true);
+        else gemmInto(dB, { ...dC, trans: true }, A, N, K, M, batch, true);
+      }
+    });
+  }
+  return out;
+}
+
+/** x @ wᵀ: x [..., K], w [N, K] (PyTorch nn.Linear layout, no bias) -> [..., N]. */
+export function linear(x: Tensor, w: Tensor): Tensor {
+  checkF32('linear', x, w);
+  if (w.ndim !== 2 || x.ndim < 1) {
+    throw new Error(`linear: expected x [..., K] and w [N, K], got ${x.describe()} and ${w.describe()}`);
+  }
+  const [N, K] = w.shape;
+  if (x.shape[x.ndim - 1] !== K) {
+    throw new Error(`linear: x ${x.describe()} has last dim ${x.shape[x.ndim - 1]}, weight ${w.describe()} wants ${K}`);
+  }
+  const rows = x.size / K;
+  const X: Operand = { t: x, trans: false, rows, cols: K };
+  const W: Operand = { t: w, trans: true, rows: N, cols: K };
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32', x.device, false);
+  gemmInto(out, X, W, rows, N, K, 1, false);
+
+  if (needsGrad(x, w)) {
+    record(out, () => {
+      const dY: Operand = { t: out.grad!, trans: false, rows, cols: N };
+      if (x.requiresGrad) gemmInto(gradOf(x), dY, { ...W, trans: false }, rows, K, N, 1, true);  // dx += dy @ w
+      if (w.requiresGrad) gemmInto(gradOf(w), { ...dY, trans: true }, X, N, K, rows, 1, true);  // dw += dyᵀ @ x
+    });
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+// Rotary position embeddings (RoPE) with autograd.
+//   ropeTable(maxT, HD, theta): persistent cos/sin tables [maxT, HD/2], fp32, computed exactly as MiniMind's
+//     precompute_pos_cis (angle(p, i) = p * theta^(-2i/HD), every step rounded to float32).
+//   rope(x [B, T, H, HD], table, style, offset): rotates each pair at positions offset .. offset + T - 1.
+//     'interleaved': pairs (x[2i], x[2i+1]), MiniMind v1's complex form;
+//     'half':        pairs (x[i], x[i + HD/2]), MiniMind2 / Llama rotate_half.
+//   The backward rotates the gradient by the negative angle. ropeInPlace_ rotates without autograd (KV cache).
+import { gradOf, needsGrad, record } from '../autograd/tape';
+import { Tensor } from '../tensor/tensor';
+import { accumulate } from './elementwise';
+import { assertDtype, kernels } from './kernels';
+
+export type RopeStyle = 'interleaved' | 'half';
+const STYLE_CODE: Record<RopeStyle, number> = { interleaved: 0, half: 1 };
+
+interface RopeKernels {
+  ropeTable(cos: number, sin: number, maxT: number, headDim: number, theta: number): void;
+  rope(out: number, x: number, cos: number, sin: number, B: number, T: number, H: number, HD: number,
+    offset: number, style: number, inverse: boolean): void;
+}
+
+export interface RopeTable {
+  /** cos(angle(p, i)) as [maxT, headDim / 2]. */
+  cos: Tensor;
+  /** sin(angle(p, i)) as [maxT, headDim / 2]. */
+  sin: Tensor;
+  maxT: number;
+  headDim: number;
+  theta: number;
+}
+
+const where = 'rope (lib/ops/rope.ts)';
+
+/** The cos/sin tables for positions 0 .. maxT-1 (persistent, on the CPU; free with disposeRopeTable). */
+export function ropeTable(maxT: number, headDim: number, theta: number): RopeTable {
+  if (!Number.isInteger(maxT) || maxT < 1) throw new Error(`${where}: maxT must be a positive integer, got ${maxT}`);
+  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) {
+    throw new Error(`${where}: headDim must be a positive even integer, got ${headDim}`);
+  }
+  if (!(theta > 0)) throw new Error(`${where}: theta must be positive, got ${theta}`);
+  const cos = Tensor.persistent([maxT, headDim / 2]);
+  const sin = Tensor.persistent([maxT, headDim / 2]);
+  cos.name = 'rope.cos';
+  sin.name = 'rope.sin';
+  kernels<RopeKernels>('cpu').ropeTable(cos.ptr, sin.ptr, maxT, headDim, theta);
+  return { cos, sin, maxT, headDim, theta };
+}
+
+export function disposeRopeTable(table: RopeTable): void {
+  table.cos.dispose();
+  table.sin.dispose();
+}
+
+function check(x: Tensor, table: RopeTable, offset: number): [number, number, number, number] {
+  assertDtype(where, x, 'f32');
+  if (x.ndim !== 4) throw new Error(`${where}: x must be [B, T, H, HD], got ${x.describe()}`);
+  if (x.device !== table.cos.device) throw new Error(`${where}: x on ${x.device}, table on ${table.cos.device}`);
+  const [B, T, H, HD] = x.shape;
+  if (HD !== table.headDim) throw new Error(`${where}: x head dim ${HD} but the table is for ${table.headDim}`);
+  if (!Number.isInteger(offset) || offset < 0 || offset + T > table.maxT) {
+    throw new Error(`${where}: positions ${offset}..${offset + T - 1} outside the table (maxT=${table.maxT})`);
+  }
+  return [B, T, H, HD];
+}
+
+function run(out: Tensor, x: Tensor, table: RopeTable, style: RopeStyle, offset: number, inverse: boolean): void {
+  const [B, T, H, HD] = check(x, table, offset);
+  kernels<RopeKernels>(x.device).rope(out.ptr, x.ptr, table.cos.ptr, table.sin.ptr, B, T, H, HD, offset,
+    STYLE_CODE[style], inverse);
+}
+
+/** x rotated at positions offset .. offset + T - 1 (a new tensor; differentiable). */
+export function rope(x: Tensor, table: RopeTable, style: RopeStyle, offset = 0): Tensor {
+  const out = Tensor.empty(x.shape, 'f32', x.device, false);
+  run(out, x, table, style, offset, false);
+  if (needsGrad(x)) {
+    record(out, () => {
+      const dx = Tensor.empty(x.shape, 'f32', x.device, false);
+      run(dx, out.grad!, table, style, offset, true);
+      accumulate(gradOf(x), dx);
+    });
+  }
+  return out;
+}
+
+/** Rotates x in place (no autograd): for keys written into a KV cache during generation. */
+export function ropeInPlace_(x: Tensor, table: RopeTable, style: RopeStyle, offset = 0): Tensor {
+  run(x, x, table, style, offset, false);
+  return x;
+}

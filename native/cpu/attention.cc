@@ -1,0 +1,517 @@
+// Flash-style causal attention with GQA on the CPU: forward and backward (shapes in attention.h).
+//
+// Forward, for every (batch b, query head h, tile of kBr queries), one pool task:
+//   for each tile of kBc keys the queries can see:
+//     S = K_tile . Q_tile^T                      scores, kept in log2 units (Q is pre-scaled by log2(e)/sqrt(HD))
+//     m_new = max(m, rowmax S);  P = 2^(S - m_new);  l = l * 2^(m - m_new) + rowsum P
+//     O = O * 2^(m - m_new) + P V                (the "online softmax": no T x T matrix ever exists)
+//   out = O / l,  lse = (m + log2 l) * ln 2
+// Backward, for every (batch b, KV head), one task that loops over the query heads of its group, recomputing
+// P = 2^(S - lse * log2(e)) tile by tile, with D = rowsum(dO * O):
+//   dV += P^T dO,   dP = dO V^T,   dS = P * (dP - D) / sqrt(HD),   dK += dS^T Q,   dQ += dS K
+// The task owns dk/dv of its KV head and dq of its query heads, so the sums need no atomics and always run
+// in the same order (deterministic).
+//
+// Layout trick: score tiles are stored transposed, keys x queries, so vectors run along queries. The softmax
+// statistics (max, sum) of W queries are then plain vertical vector ops, and the products read K and V rows
+// as they are; only Q^T (and dO^T in the backward) are packed. Tiles that cross the causal diagonal are
+// worked in slices of kSlice rows that skip what the mask zeroes.
+//
+// Products are register-blocked micro-kernels (tile_product below): MR rows x NV vectors of the output stay
+// in registers while one operand is broadcast element by element and the other is loaded as vectors.
+//
+// One source, three ISAs: the kernel section at the end of this file is written with GCC/Clang vector
+// extensions of W floats and compiled three times (the file includes itself), inside `#pragma GCC target`
+// regions: AVX-512 (W=16), AVX2+FMA (W=8) and portable (W=4: SSE2 on x86-64, NEON on arm64). A runtime
+// check picks one, so the binary runs on any x86-64. (Templates compiled outside such a region and then
+// inlined into it do not work: GCC first lowers their 64-byte vectors as if the CPU had no AVX-512.)
+#ifndef MM_ATTENTION_KERNELS
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "mm.h"
+#include "attention.h"
+
+#if MM_HAVE_X86
+#include <xmmintrin.h>
+#endif
+
+namespace mm::cpu {
+namespace {
+
+// Tile sizes: queries per task and keys per step (a multiple of every vector width, and a power of two so that
+// power-of-two register blocks divide tiles and head dims, and T = 512 splits into whole tiles).
+constexpr int64_t kBr = 64;
+constexpr int64_t kBc = 64;
+constexpr int64_t kSlice = 16;  // rows per slice of a tile on the causal diagonal (a multiple of every block height)
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Geometry {
+  int64_t row_q;      // floats between consecutive positions in q/out/dout: NH * HD
+  int64_t row_kv;     // ... in k/v: NKV * HD
+  int64_t group;      // query heads per KV head
+  int64_t q_tiles;    // ceil(T / kBr)
+  int64_t first_pos;  // absolute position of query 0 when causal (Tk - T), else unused
+  float q_scale;      // log2(e) / sqrt(HD): scores come out in log2 units
+
+  explicit Geometry(const AttentionShape& s)
+      : row_q(s.NH * s.HD), row_kv(s.NKV * s.HD), group(s.NH / s.NKV), q_tiles((s.T + kBr - 1) / kBr),
+        first_pos(s.Tk - s.T), q_scale(kLog2e / std::sqrt(static_cast<float>(s.HD))) {}
+
+  // Keys [0, end) that queries i0 .. i0 + rows - 1 can see.
+  int64_t key_end(const AttentionShape& s, int64_t i0, int64_t rows) const {
+    return s.causal ? std::min(s.Tk, first_pos + i0 + rows) : s.Tk;
+  }
+};
+
+// Sets S^T[j, i] = -inf where key j0 + j lies after query i0 + i (only tiles crossing the diagonal have any).
+void mask_future_keys(const AttentionShape& s, const Geometry& g, float* st, int64_t i0, int64_t j0, int64_t keys) {
+  if (!s.causal) return;
+  for (int64_t j = 0; j < keys; ++j) {
+    const int64_t first_seen_by = std::min(kBr, std::max<int64_t>(0, j0 + j - g.first_pos - i0));
+    std::fill(st + j * kBr, st + j * kBr + first_seen_by, kNegInf);
+  }
+}
+
+// Per-thread scratch memory for a task's buffers (kept between calls; it grows to the largest task seen).
+// Buffers are carved so that their starts differ modulo 4 KiB: two buffers at the same offset within a page
+// make loads from one wait on stores to the other ("4K aliasing").
+class Scratch {
+ public:
+  explicit Scratch(int64_t floats) {
+    thread_local std::vector<float> buffer;
+    const size_t needed = static_cast<size_t>(floats) + kSlack;
+    if (buffer.size() < needed) buffer.resize(needed);
+    next_ = buffer.data() + (16 - reinterpret_cast<uintptr_t>(buffer.data()) / 4 % 16) % 16;  // 64-byte aligned
+  }
+  // A buffer of n floats (n a multiple of 16), 64-byte aligned and one cache line further along its page
+  // than the previous one.
+  float* take(int64_t n) {
+    float* p = next_;
+    next_ += n + 16;
+    return p;
+  }
+  static constexpr int64_t kSlack = 16 * 16;  // alignment plus the skews of up to 15 buffers
+
+ private:
+  float* next_;
+};
+
+// A leading dimension for transposed [HD][t] buffers that is not a multiple of 1 KiB, so that the HD rows of a
+// column tile do not all fall into the same few L1 sets.
+inline int64_t skewed(int64_t t) { return t % 256 == 0 ? t + 16 : t; }
+
+// Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
+// through one of these accessors.
+
+// A(m, k) = a[m * ld + k]: K or V rows, straight from a [B, T, heads, HD] tensor.
+struct RowMajor {
+  const float* a;
+  int64_t ld;
+  float at(int m, int64_t k) const { return a[m * ld + k]; }
+  RowMajor rows_from(int64_t m) const { return {a + m * ld, ld}; }
+};
+// A(m, k) = a[k * ld + m]: a keys x queries tile (P^T, dS^T) read as queries x keys.
+struct ColMajor {
+  const float* a;
+  int64_t ld;
+  float at(int m, int64_t k) const { return a[k * ld + m]; }
+  ColMajor rows_from(int64_t m) const { return {a + m, ld}; }
+};
+// A(m, k) = a[m * kBr + k]: a keys x queries tile (P or dS) as it is stored.
+struct TileRows {
+  const float* a;
+  float at(int m, int64_t k) const { return a[m * kBr + k]; }
+  TileRows rows_from(int64_t m) const { return {a + m * kBr}; }
+};
+
+struct ForwardArgs {
+  float* out;
+  float* lse;
+  const float* q;
+  const float* k;
+  const float* v;
+};
+
+struct BackwardArgs {
+  float* dq;
+  float* dk;
+  float* dv;
+  const float* dout;
+  const float* q;
+  const float* k;
+  const float* v;
+  const float* out;
+  const float* lse;
+};
+
+// ---- the kernels, once per ISA: W floats per vector, ACC accumulator registers --------------------------
+
+#define MM_ATTENTION_KERNELS
+// Vectors of 64 bytes only ever live inside the AVX-512 copy; GCC's ABI note about passing them does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace portable {
+constexpr int W = 4, ACC = 12;
+#include "attention.cc"  // NOLINT(build/include): the kernel section below
+}  // namespace portable
+
+#if MM_HAVE_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+constexpr int W = 8, ACC = 12;
+#include "attention.cc"  // NOLINT(build/include)
+}  // namespace avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+constexpr int W = 16, ACC = 24;
+#include "attention.cc"  // NOLINT(build/include)
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
+
+#pragma GCC diagnostic pop
+#undef MM_ATTENTION_KERNELS
+
+// While alive, the calling thread flushes denormal results and inputs to zero (x86 MXCSR FTZ and DAZ bits).
+// Tiny probabilities times small values would otherwise produce denormals, which cost ~100 cycles each on
+// many x86 cores; at fp32 they are indistinguishable from 0 in a softmax.
+class FlushDenormals {
+ public:
+#if MM_HAVE_X86
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+using ForwardTask = void (*)(const AttentionShape&, const ForwardArgs&, int64_t);
+using BackwardTask = void (*)(const AttentionShape&, const BackwardArgs&, int64_t);
+
+// The widest ISA that is both requested and available.
+VectorIsa resolve(VectorIsa want) {
+  if (want == VectorIsa::kBest) want = VectorIsa::kAvx512;
+  if (want == VectorIsa::kAvx512 && !cpu_features().avx512f) want = VectorIsa::kAvx2;
+  if (want == VectorIsa::kAvx2 && !use_avx2()) want = VectorIsa::kPortable;
+  return want;
+}
+
+}  // namespace
+
+void attention_forward(const AttentionShape& s, float* out, float* lse, const float* q, const float* k,
+                       const float* v, VectorIsa isa) {
+  ForwardTask task = portable::forward_query_tile;
+#if MM_HAVE_X86
+  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::forward_query_tile;
+  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::forward_query_tile;
+#endif
+  const ForwardArgs args{out, lse, q, k, v};
+  const int64_t tasks = s.B * s.NH * Geometry(s).q_tiles;
+  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    const FlushDenormals flush;
+    for (int64_t t = begin; t < end; ++t) task(s, args, t);
+  });
+}
+
+void attention_backward(const AttentionShape& s, float* dq, float* dk, float* dv, const float* dout,
+                        const float* q, const float* k, const float* v, const float* out, const float* lse,
+                        VectorIsa isa) {
+  BackwardTask task = portable::backward_kv_head;
+#if MM_HAVE_X86
+  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::backward_kv_head;
+  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::backward_kv_head;
+#endif
+  const BackwardArgs args{dq, dk, dv, dout, q, k, v, out, lse};
+  parallel_for(s.B * s.NKV, 1, [&](int64_t begin, int64_t end) {
+    const FlushDenormals flush;
+    for (int64_t t = begin; t < end; ++t) task(s, args, t);
+  });
+}
+
+}  // namespace mm::cpu
+
+#else  // MM_ATTENTION_KERNELS: the kernel section, included above once per ISA with W and ACC defined.
+
+// ---- vectors of W floats ----------------------------------------------------------------------------------
+
+typedef float F __attribute__((vector_size(4 * W)));
+typedef int32_t I __attribute__((vector_size(4 * W)));
+
+inline F load(const float* p) {
+  F v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, F v) { std::memcpy(p, &v, sizeof v); }
+inline F broadcast(float s) { return s - F{}; }  // scalar op vector broadcasts; subtracting +0 folds away
+inline F vmax(F a, F b) { return a > b ? a : b; }
+
+// 2^t for t <= 0 (a score minus its row's max), flushed to 0 below 2^-126 (and for t = -inf, a masked key).
+// t = n + f with n = round(t) and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 6 (relative error
+// below 1.2e-7, about one float ulp); 2^n goes straight into the exponent bits.
+inline F exp2_nonpositive(F t) {
+  constexpr double l = 0.6931471805599453;  // ln 2
+  constexpr float c1 = l, c2 = l * l / 2, c3 = l * l * l / 6, c4 = l * l * l * l / 24,
+                  c5 = l * l * l * l * l / 120, c6 = l * l * l * l * l * l / 720;
+  const F round_shift = broadcast(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const F n = (t + round_shift) - round_shift;
+  const F f = t - n;
+  F p = ((((c6 * f + c5) * f + c4) * f + c3) * f + c2) * f + c1;
+  p = p * f + 1.0f;
+  const I bits = (I)p + (__builtin_convertvector(n, I) << 23);  // a vector cast reinterprets the bits
+  const I in_range = t >= broadcast(-126.0f);  // all ones where t is in range, 0 elsewhere (and for NaN)
+  return (F)(bits & in_range);
+}
+
+// ---- tile products ----------------------------------------------------------------------------------------
+// C[m, n] (+)= sum_k A(m, k) * B[k, n] for an M x N tile, N a multiple of W, B and C rows ldb and ldc apart.
+
+// One register block: MR rows x NV vectors of C stay in registers for the whole k loop (the small loops are
+// unrolled so that the accumulators are registers, not an array in memory).
+#define MM_UNROLL _Pragma("GCC unroll 32")
+template <int MR, int NV, class A>
+inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  F acc[MR][NV];
+  MM_UNROLL for (int m = 0; m < MR; ++m) {
+    MM_UNROLL for (int n = 0; n < NV; ++n) acc[m][n] = accumulate ? load(c + m * ldc + n * W) : F{};
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    F bk[NV];
+    MM_UNROLL for (int n = 0; n < NV; ++n) bk[n] = load(b + k * ldb + n * W);
+    MM_UNROLL for (int m = 0; m < MR; ++m) {
+      const F am = broadcast(a.at(m, k));
+      MM_UNROLL for (int n = 0; n < NV; ++n) acc[m][n] += am * bk[n];
+    }
+  }
+  MM_UNROLL for (int m = 0; m < MR; ++m) {
+    MM_UNROLL for (int n = 0; n < NV; ++n) store(c + m * ldc + n * W, acc[m][n]);
+  }
+}
+#undef MM_UNROLL
+
+// The rows of a column strip of NV vectors: blocks of MR rows, then one block each of MR/2, MR/4, ... for the
+// rest (M and MR are powers of two in the common cases, so the tail is usually empty).
+template <int MR, int NV, class A>
+inline void strip_product(int64_t M, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                          bool accumulate) {
+  int64_t m = 0;
+  for (; m + MR <= M; m += MR) block_product<MR, NV>(K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+  if constexpr (MR > 1) {
+    if (m < M) strip_product<MR / 2, NV>(M - m, K, a.rows_from(m), b, ldb, c + m * ldc, ldc, accumulate);
+  }
+}
+
+// Rows per register block for a strip of NV vectors: the largest power of two that keeps MR * NV accumulators
+// within ACC (AVX-512 has 32 registers: up to 24 accumulators; AVX2 and SSE/NEON have 16: up to 12).
+constexpr int block_rows(int nv) {
+  int mr = 1;
+  while (2 * mr * nv <= ACC) mr *= 2;
+  return mr;
+}
+
+template <class A>
+inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                         bool accumulate) {
+  constexpr int kMaxStrip = ACC >= 24 ? 4 : 3;
+  for (int64_t n = 0; n < N;) {
+    const int64_t nv = std::min<int64_t>(kMaxStrip, (N - n) / W);
+    if constexpr (kMaxStrip >= 4) {
+      if (nv == 4) strip_product<block_rows(4), 4>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    }
+    if (nv == 3) strip_product<block_rows(3), 3>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 2) strip_product<block_rows(2), 2>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    if (nv == 1) strip_product<block_rows(1), 1>(M, K, a, b + n, ldb, c + n, ldc, accumulate);
+    n += nv * W;
+  }
+}
+
+// ---- forward: one (batch, query head, query tile) ---------------------------------------------------------
+
+// dst[d * ld_dst + i] = scale * src[i * ld_src + d] for i < rows, d < HD: packs Q^T or dO^T. Rows of a
+// [B, T, heads, HD] tensor are a power-of-two stride apart and share a few L1 sets, so the rows are taken
+// 8 at a time: their cache lines stay in L1 while all HD columns are read.
+inline void transpose_rows(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t HD,
+                           float scale) {
+  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
+    const int64_t n = std::min<int64_t>(8, rows - i0);
+    for (int64_t d = 0; d < HD; ++d)
+      for (int64_t i = i0; i < i0 + n; ++i) dst[d * ld_dst + i] = src[i * ld_src + d] * scale;
+  }
+}
+
+void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
+  const Geometry g(s);
+  const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
+  const int64_t rows = std::min(kBr, s.T - i0), kvh = h / g.group, HD = s.HD;
+  const float* q = p.q + (b * s.T + i0) * g.row_q + h * HD;
+  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
+  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+
+  Scratch scratch(2 * HD * kBr + kBc * kBr + 3 * kBr);
+  float* qt = scratch.take(HD * kBr);   // Q^T, pre-scaled; padded queries are zero
+  float* o = scratch.take(kBr * HD);    // unnormalised O, one row per query
+  float* st = scratch.take(kBc * kBr);  // S^T, then P^T in place
+  float* m_run = scratch.take(kBr);     // running max and sum of each query's row
+  float* l_run = scratch.take(kBr);
+  float* rescale = scratch.take(kBr);   // 2^(m_old - m_new) per query for this step
+  transpose_rows(qt, kBr, q, g.row_q, rows, HD, g.q_scale);
+  for (int64_t d = 0; d < HD; ++d) std::fill(qt + d * kBr + rows, qt + (d + 1) * kBr, 0.0f);
+  std::fill(o, o + kBr * HD, 0.0f);
+  std::fill(m_run, m_run + kBr, kNegInf);
+  std::fill(l_run, l_run + kBr, 0.0f);
+
+  const int64_t key_end = g.key_end(s, i0, rows);
+  for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
+    const int64_t keys = std::min(kBc, key_end - j0);
+    // Key j (of this tile) is seen by queries i >= j - diagonal only. Where the tile crosses the diagonal, the
+    // work runs in slices of kSlice keys (queries) that skip what the mask would zero.
+    const int64_t diagonal = g.first_pos + i0 - j0;
+    const bool on_diagonal = s.causal && keys - 1 > diagonal;
+    const int64_t slice = on_diagonal ? kSlice : kBc;
+    for (int64_t js = 0; js < keys; js += slice) {  // S^T = K Q^T, from the first query that sees key js
+      const int64_t ib = on_diagonal ? std::max<int64_t>(0, js - diagonal) / W * W : 0;
+      tile_product(std::min(slice, keys - js), kBr - ib, HD, RowMajor{k + (j0 + js) * g.row_kv, g.row_kv}, qt + ib,
+                   kBr, st + js * kBr + ib, kBr, false);
+    }
+    mask_future_keys(s, g, st, i0, j0, keys);
+    for (int64_t iv = 0; iv < kBr; iv += W) {
+      // Keys past `seen` are masked for all W queries: P is 0 there without computing it.
+      const int64_t seen = on_diagonal ? std::min(keys, std::max<int64_t>(0, iv + W + diagonal)) : keys;
+      const F m_old = load(m_run + iv);
+      F m_part[4] = {m_old, m_old, m_old, m_old};  // four independent chains hide the latency of max
+      int64_t j = 0;
+      for (; j + 4 <= seen; j += 4)
+        for (int c = 0; c < 4; ++c) m_part[c] = vmax(m_part[c], load(st + (j + c) * kBr + iv));
+      for (; j < seen; ++j) m_part[0] = vmax(m_part[0], load(st + j * kBr + iv));
+      const F m_new = vmax(vmax(m_part[0], m_part[1]), vmax(m_part[2], m_part[3]));
+      F row_sum{};
+      for (j = 0; j < seen; ++j) {
+        const F pj = exp2_nonpositive(load(st + j * kBr + iv) - m_new);
+        store(st + j * kBr + iv, pj);
+        row_sum += pj;
+      }
+      for (int64_t j = seen; j < keys; ++j) store(st + j * kBr + iv, F{});
+      // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
+      const F factor = exp2_nonpositive(m_old - m_new);
+      store(l_run + iv, load(l_run + iv) * factor + row_sum);
+      store(m_run + iv, m_new);
+      store(rescale + iv, factor);
+    }
+    for (int64_t i = 0; i < kBr; ++i) {
+      const F factor = broadcast(rescale[i]);
+      for (int64_t d = 0; d < HD; d += W) store(o + i * HD + d, load(o + i * HD + d) * factor);
+    }
+    // O[i] += sum_j P^T[j, i] V[j], up to the last key the slice's queries see
+    const int64_t query_slice = on_diagonal ? kSlice : kBr;
+    for (int64_t is = 0; is < kBr; is += query_slice) {
+      const int64_t ke = on_diagonal ? std::min(keys, std::max<int64_t>(0, is + query_slice + diagonal)) : keys;
+      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v + j0 * g.row_kv, g.row_kv, o + is * HD, HD, true);
+    }
+  }
+
+  float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
+  float* lse = p.lse + (b * s.NH + h) * s.T + i0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const F inv_l = broadcast(1.0f / l_run[i]);
+    for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(o + i * HD + d) * inv_l);
+    lse[i] = (m_run[i] + std::log2(l_run[i])) * kLn2;
+  }
+}
+
+// ---- backward: one (batch, KV head) and the query heads of its group --------------------------------------
+
+void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
+  const Geometry g(s);
+  const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
+  const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
+
+  // Per query head: Q^T (pre-scaled) and dO^T, lse in log2 units and D = rowsum(dO * O). Padded queries
+  // get lse = +inf, hence P = 0 and no contribution. dq, dk and dv accumulate straight into the gradients.
+  const int64_t ld_t = skewed(t_pad), lq = g.row_q, lkv = g.row_kv;
+  Scratch scratch(2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr);
+  const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
+  const float* k = p.k + kv_offset;
+  const float* v = p.v + kv_offset;
+  float* dk = p.dk + kv_offset;
+  float* dv = p.dv + kv_offset;
+  float* qt = scratch.take(HD * ld_t);
+  float* dot = scratch.take(HD * ld_t);
+  float* lse2 = scratch.take(t_pad);
+  float* delta = scratch.take(t_pad);
+  float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
+  float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
+
+  for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
+    const int64_t q_offset = b * s.T * g.row_q + h * HD;
+    const float* out = p.out + q_offset;
+    const float* lse = p.lse + (b * s.NH + h) * s.T;
+    const float* q = p.q + q_offset;
+    const float* dout = p.dout + q_offset;
+    float* dq = p.dq + q_offset;
+    transpose_rows(qt, ld_t, q, lq, s.T, HD, g.q_scale);
+    transpose_rows(dot, ld_t, dout, lq, s.T, HD, 1.0f);
+    for (int64_t d = 0; d < HD; ++d) {
+      std::fill(qt + d * ld_t + s.T, qt + d * ld_t + t_pad, 0.0f);
+      std::fill(dot + d * ld_t + s.T, dot + d * ld_t + t_pad, 0.0f);
+    }
+    for (int64_t i = 0; i < t_pad; ++i) {
+      F sum{};
+      if (i < s.T)
+        for (int64_t d = 0; d < HD; d += W) sum += load(dout + i * lq + d) * load(out + i * lq + d);
+      float dot_row = 0.0f;
+      for (int l = 0; l < W; ++l) dot_row += sum[l];
+      delta[i] = dot_row;
+      lse2[i] = i < s.T ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
+    }
+
+    for (int64_t i0 = 0; i0 < s.T; i0 += kBr) {
+      const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
+      for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
+        const int64_t keys = std::min(kBc, key_end - j0);
+        tile_product(keys, kBr, HD, RowMajor{k + j0 * lkv, lkv}, qt + i0, ld_t, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v + j0 * lkv, lkv}, dot + i0, ld_t, dst, kBr, false);
+        mask_future_keys(s, g, pt, i0, j0, keys);
+        for (int64_t iv = 0; iv < kBr; iv += W) {
+          const F lse_i = load(lse2 + i0 + iv), delta_i = load(delta + i0 + iv);
+          for (int64_t j = 0; j < keys; ++j) {
+            const F pj = exp2_nonpositive(load(pt + j * kBr + iv) - lse_i);
+            store(pt + j * kBr + iv, pj);
+            store(dst + j * kBr + iv, pj * (load(dst + j * kBr + iv) - delta_i) * score_scale);
+          }
+        }
+        // dV[j] += sum_i P^T[j, i] dO[i];  dK[j] += sum_i dS^T[j, i] Q[i];  dQ[i] += sum_j dS^T[j, i] K[j].
+        // Key j (of this tile) meets queries i >= j - diagonal only. Where the tile crosses the diagonal, it is
+        // done in slices of kSlice keys (queries), each skipping the queries (keys) the mask zeroed.
+        const int64_t diagonal = g.first_pos + i0 - j0, slice = s.causal && keys - 1 > diagonal ? kSlice : kBc;
+        for (int64_t js = 0; js < keys; js += slice) {
+          const int64_t n = std::min(slice, keys - js), ib = s.causal ? std::max<int64_t>(0, js - diagonal) : 0;
+          if (ib >= rows) break;
+          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout + (i0 + ib) * lq, lq,
+                       dv + (j0 + js) * lkv, lkv, true);
+          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q + (i0 + ib) * lq, lq,
+                       dk + (j0 + js) * lkv, lkv, true);
+        }
+        for (int64_t is = 0; is < rows; is += slice) {
+          const int64_t n = std::min(slice, rows - is);
+          const int64_t ke = s.causal ? std::min(keys, std::max<int64_t>(0, is + n + diagonal)) : keys;
+          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k + j0 * lkv, lkv, dq + (i0 + is) * lq, lq, true);
+        }
+      }
+    }
+  }
+}
+
+#endif  // MM_ATTENTION_KERNELS

@@ -1,0 +1,82 @@
+// The CUDA backend's host entry points, declared once and instantiated twice by mm_cuda.h:
+//   mm::CudaDevice    - compiled by nvcc, runs on the GPU;
+//   mm::CudaEmulated  - the same kernel sources compiled by g++ against the emulator (native/cuda/emu/cuemu.h),
+//                       running on the CPU over ordinary host memory.
+// No include guard on purpose: mm_cuda.h includes this file once per backend with MM_CUDA_BACKEND set.
+//
+// Conventions: every function returns 0 on success, or non-zero with error_text() saying what failed.
+// bf16 tensors cross as uint16_t* (raw bit patterns); shapes: N rows (= B*T tokens), C channels, V vocabulary,
+// NH heads of HD dims. Backward functions ACCUMULATE (+=) into gradients, as the autograd tape expects.
+
+struct MM_CUDA_BACKEND {
+  static const char* error_text();  // what the last failing call said
+  static int fail(const char* text);  // records text, returns 1
+
+  // ---- memory (device memory; host memory for the emulator) ----
+  static int alloc(void** out, size_t bytes);
+  static int free(void* p);
+  static int upload(void* dst, const void* host_src, size_t bytes);
+  static int download(void* host_dst, const void* src, size_t bytes);
+  static int copy(void* dst, const void* src, size_t bytes);
+  static int zero(void* p, size_t bytes);
+  static int fill_f32(float* p, int64_t count, float value);
+  static int synchronize();
+
+  // ---- elementwise (elementwise.cu) ----
+  static int cast_f32_to_bf16(uint16_t* out, const float* in, int64_t n);
+  static int cast_bf16_to_f32(float* out, const uint16_t* in, int64_t n);
+
+  // ---- RMSNorm fused with the residual add (rmsnorm.cu) ----
+  // h = x + residual (residual may be null: h = x); y = h / rms(h) * weight; saves h and rstd = 1/rms(h).
+  static int rmsnorm_forward(uint16_t* y, uint16_t* h, float* rstd, const uint16_t* x, const uint16_t* residual,
+                             const uint16_t* weight, int64_t N, int C, float eps);
+  // dh += dL/dh, dweight += dL/dweight (fp32), from dy, the saved h and rstd.
+  static int rmsnorm_backward(uint16_t* dh, float* dweight, const uint16_t* dy, const uint16_t* h,
+                              const uint16_t* weight, const float* rstd, int64_t N, int C);
+
+  // ---- SwiGLU (swiglu.cu): out = silu(gate) * up; backward accumulates into dgate, dup. All [n] bf16. ----
+  static int swiglu_forward(uint16_t* out, const uint16_t* gate, const uint16_t* up, int64_t n);
+  static int swiglu_backward(uint16_t* dgate, uint16_t* dup, const uint16_t* dout, const uint16_t* gate,
+                             const uint16_t* up, int64_t n);
+
+  // ---- RoPE (rope.cu): x [B, T, NH, HD] bf16; cos/sin [max_T, HD/2] fp32; positions pos0 + t.
+  // interleaved: 0 = pairs (i, i + HD/2) (MiniMind), 1 = pairs (2i, 2i+1). backward: out += R^T in; else out = R in.
+  static int rope(uint16_t* out, const uint16_t* in, const float* cos_table, const float* sin_table, int B, int T,
+                  int NH, int HD, int pos0, int interleaved, int backward);
+
+  // ---- embedding (embedding.cu): out [N, C] = table[ids]; dtable [V, C] fp32 += (deterministic). ----
+  static int embedding_forward(uint16_t* out, const int32_t* ids, const uint16_t* table, int64_t N, int C, int V);
+  static int embedding_backward(float* dtable, const int32_t* ids, const uint16_t* dout, int64_t N, int C, int V);
+
+  // ---- softmax cross-entropy (cross_entropy.cu): losses [N] fp32 written; logits [N, V] bf16 overwritten by
+  // the gradient (softmax - onehot) * dloss; targets < 0 are ignored. ----
+  static int cross_entropy(float* losses, uint16_t* logits, const int32_t* targets, int64_t N, int V, float dloss);
+
+  // ---- AdamW (adamw.cu) over fp32 master weights, writing bf16 params; seed != 0: stochastic rounding. ----
+  static int adamw(float* master, uint16_t* param, const float* grad, float* m, float* v, int64_t n, float lr,
+                   float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2, float grad_scale,
+                   uint64_t seed);
+
+  // ---- global norm (global_norm.cu): out[0] += sum of x^2; out has 1 + kSumSquaresScratch floats. ----
+  static constexpr int kSumSquaresScratch = 128;
+  static int sum_squares(float* out, const float* x, int64_t n);
+
+  // ---- GEMM, bf16 inputs, fp32 accumulation, C fp32 or bf16 (c_bf16); contract of native/cpu/gemm.h:
+  // C_b = alpha * op(A_b) @ op(B_b) + beta * C_b for b < batch. gemm picks the best implementation (cuBLASLt on
+  // the GPU when it loads); gemm_tiled is the WMMA kernel of gemm.cu, always available. ----
+  static int gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                  int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta, void* C,
+                  bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch);
+  static int gemm_tiled(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                        int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta,
+                        void* C, bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch);
+
+  // ---- causal attention with grouped KV heads (attention.cu), flash-style (no T x T matrix):
+  // q, out [B, T, NH, HD]; k, v [B, T, NKV, HD]; lse [B, NH, T] fp32 saved for the backward, which accumulates
+  // into dq, dk, dv. HD a multiple of 32 (<= 256), NH a multiple of NKV. ----
+  static int attention_forward(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                               int B, int T, int NH, int NKV, int HD, float scale);
+  static int attention_backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout, const uint16_t* out,
+                                const float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, int B,
+                                int T, int NH, int NKV, int HD, float scale);
+};
