@@ -9,12 +9,15 @@
 //   stall        all-reduce in a loop; rank 1 stops calling collectives for STALL_MS after 3 rounds
 //   train        the DDP linear-regression run (linreg.ts); TRAIN_JSON holds its options; writes
 //                $OUT_DIR/<TAG>-rank<r>.json with the final parameters
+//   minimind     the real trainer on a tiny MiniMind (minimind.ts); TRAIN_JSON holds its options; writes
+//                $OUT_DIR/<TAG>-rank<r>.bin with the final parameters (f32)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initDistributed } from '../../lib/dist';
 import { Tensor } from '../../lib/tensor/tensor';
 import { rankData, SIZES } from './data';
 import { trainLinearRegression } from './linreg';
+import { MiniMindRun, trainMiniMind } from './minimind';
 
 const env = process.env;
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -36,6 +39,12 @@ async function main(mode: string): Promise<void> {
       saveAt?: { step: number; file: string } };
     const final = trainLinearRegression({ dist, ...o });
     fs.writeFileSync(path.join(env.OUT_DIR!, `${env.TAG}-rank${dist?.rank ?? 0}.json`), JSON.stringify(final));
+    dist?.close();
+    return;
+  }
+  if (mode === 'minimind') { // alone or as a rank
+    const final = trainMiniMind(JSON.parse(env.TRAIN_JSON!) as MiniMindRun, dist);
+    fs.writeFileSync(path.join(env.OUT_DIR!, `${env.TAG}-rank${dist?.rank ?? 0}.bin`), final);
     dist?.close();
     return;
   }
