@@ -7,6 +7,7 @@ import { demoCommand } from './demo';
 import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { infoCommand } from './info';
+import { launchCommand } from './launch';
 import { plotCommand } from './plot';
 import { exportCommand, importCommand } from './io';
 import { serveCommand } from './serve';
@@ -16,5 +17,5 @@ import { trainCommand } from './train';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   infoCommand, demoCommand, tokenizerCommand, dataCommand, trainCommand, generateCommand, chatCommand, serveCommand,
-  evalCommand, importCommand, exportCommand, plotCommand, benchCommand,
+  evalCommand, importCommand, exportCommand, plotCommand, benchCommand, launchCommand,
 ];

@@ -3,7 +3,10 @@
 //   accumulate with +=); clip the global gradient norm; Adam/AdamW step; zero the gradients; log; checkpoint.
 // Deterministic: the same data order, RNG and kernels give the same loss curve, and a resumed run continues
 // bit for bit from its checkpoint. Ctrl-C (SIGINT) finishes the current step, saves a checkpoint and exits.
-import { backward } from '../autograd/tape';
+// Data-parallel ([dist], lib/dist): every rank runs this loop on its data shard; weights start from rank 0's,
+// gradients are averaged once per step, so every rank takes the same steps; rank 0 writes checkpoints/metrics.
+import { backward, gradOf } from '../autograd/tape';
+import type { Dist } from '../dist';
 import { scale } from '../ops/elementwise';
 import { AdamW } from '../optim/adamw';
 import { clipGradNorm } from '../optim/clip';
@@ -32,7 +35,11 @@ export interface BatchSource {
   /** Micro-batches in one epoch. */
   readonly batchesPerEpoch: number;
   getCursor(): unknown;
-  setCursor(cursor: unknown): void;
+  /**
+   * [dist] `savedWorldSize`: the number of ranks the checkpoint was written with; a sharded source remaps the
+   * cursor when it differs from its own (lib/dist/sharding.ts remapCursor).
+   */
+  setCursor(cursor: unknown, savedWorldSize?: number): void;
 }
 
 export interface TrainOptions {
@@ -62,6 +69,8 @@ export interface TrainOptions {
   extraFiles?: (dir: string) => void;
   /** Called after every optimizer step (tests use it to kill or inspect runs). */
   onStep?: (s: { step: number; loss: number }) => void;
+  /** [dist] The data-parallel run this process is a rank of (lib/dist initDistributed); null trains alone. */
+  dist?: Dist | null;
 }
 
 export interface TrainResult {
@@ -95,17 +104,32 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
     const state = readTrainerState(dir);
     if (state.stage !== opts.stage) throw new Error(`--resume: ${dir} is a ${state.stage} checkpoint, not ${opts.stage}`);
     optimizer.importState(state.optimizer);
-    source.setCursor(state.cursor);
+    source.setCursor(state.cursor, state.worldSize ?? 1); // [dist] the cursor's world size, for remapping
     step = state.step;
+  }
+  // [dist] Identical initial weights: rank 0's, whether freshly initialised or loaded.
+  const dist = opts.dist ?? null;
+  const isMain = !dist || dist.isMain;
+  if (dist) {
+    dist.broadcast(params);
+    // Every rank must take the same number of steps, or the last ones would wait for a rank that finished.
+    const [meanS, meanS2] = dist.allReduceNumbers([S, S * S]);
+    if (meanS2 !== meanS * meanS) {
+      throw new Error(`rank ${dist.rank}: the ranks disagree on the number of optimizer steps (${S} here): every ` +
+        'rank\'s data shard must have the same batches per epoch (lib/dist/sharding.ts)');
+    }
   }
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
   };
   process.on('SIGINT', onSigint);
-  const logger = new RunLogger(opts.out, S, step, opts.quiet);
+  // [dist] Only rank 0 writes metrics and progress.
+  const logger: Pick<RunLogger, 'log' | 'message' | 'close'> = isMain ? new RunLogger(opts.out, S, step, opts.quiet)
+    : { log: () => {}, message: () => {}, close: () => {} };
   let lastCheckpoint: string | null = null;
   const checkpoint = () => {
+    if (!isMain) return; // [dist] rank 0 writes checkpoints
     const state: TrainerState = {
       step,
       epoch: source.epoch,
@@ -113,13 +137,14 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
       rng: {},
       optimizer: optimizer.exportState(),
       schedule,
-      worldSize: 1,
+      worldSize: dist?.worldSize ?? 1, // [dist]
       stage: opts.stage,
       args: opts.args,
     };
     lastCheckpoint = saveCheckpoint(opts.out, model, state, opts.tokenizerDir, opts.keep, opts.extraFiles);
   };
   const start = Date.now();
+  const startStep = step;
   try {
     while (step < S && !interrupted) {
       const t0 = process.hrtime.bigint();
@@ -132,18 +157,31 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
         lossSum += loss.item();
         backward(opts.accum === 1 ? loss : scale(loss, 1 / opts.accum));
         tokens += batch.B * batch.T;
+        if (dist && step === startStep && micro === 0) { // [dist]
+          logger.message(`effective batch: ${batch.B} x accum ${opts.accum} x world ${dist.worldSize} = ` +
+            `${batch.B * opts.accum * dist.worldSize} sequences per optimizer step`);
+        }
         resetStepArenas();
       }
+      // [dist] One all-reduce per optimizer step: every rank gets the mean gradient (gradOf gives a zero
+      // gradient to a parameter this rank's batches did not reach, so all ranks send the same buffers).
+      if (dist) dist.allReduceMean(params.map((p) => gradOf(p)));
       const gradNorm = opts.clip > 0 ? clipGradNorm(params, opts.clip) : 0;
       optimizer.step(lr);
       optimizer.zeroGrad();
       resetStepArenas();
       step++;
-      const loss = lossSum / opts.accum;
+      let loss = lossSum / opts.accum;
+      if (dist) { // [dist] the logged loss is the mean over ranks; a Ctrl-C seen by any rank stops all at this step
+        const [meanLoss, anyInterrupted] = dist.allReduceNumbers([loss, interrupted ? 1 : 0]);
+        loss = meanLoss;
+        interrupted = anyInterrupted > 0;
+      }
       losses.push(loss);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const logLine = step % opts.logEvery === 0 || step === S;
-      logger.log({ step, epoch: source.epoch, loss, lr, tokens_per_s: tokens / seconds, grad_norm: gradNorm,
+      const allTokens = tokens * (dist?.worldSize ?? 1); // [dist] throughput of all ranks together
+      logger.log({ step, epoch: source.epoch, loss, lr, tokens_per_s: allTokens / seconds, grad_norm: gradNorm,
         elapsed_s: (Date.now() - start) / 1000 }, logLine);
       opts.onStep?.({ step, loss });
       if ((opts.saveEvery > 0 && step % opts.saveEvery === 0) || step === S) checkpoint();
