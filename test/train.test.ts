@@ -158,3 +158,18 @@ test('bad input gets an error naming the file or field', async () => {
   expect(r.status).not.toBe(0);
   expect(r.stderr).toMatch(/nope\.jsonl/);
 });
+
+test('launch --nproc-per-node 2 -- train pretrain: two ranks train one model, rank 0 writes it', async () => {
+  const out = path.join(f.dir, 'ddp');
+  const child = cli(['launch', '--nproc-per-node', '2', '--', ...trainArgs(out, 4).filter((a) => a !== '--quiet')]);
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  expect(await exited(child)).toBe(0);
+  expect(output).toMatch(/starting 2 rank\(s\)/);
+  // Only rank 0 reports progress; its lines carry the rank prefix.
+  expect(output).toMatch(/\[rank 0\] effective batch: 4 x accum 1 x world 2 = 8/);
+  expect(metrics(out)).toHaveLength(4);
+  expect(listCheckpoints(out).map((c) => c.step)).toEqual([2, 4]);
+  expect(fs.existsSync(path.join(out, 'model.safetensors'))).toBe(true);
+});

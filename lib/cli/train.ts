@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { DEMO_CONFIG, ensureDemoData } from '../train/demo';
+import { initDistributed } from '../dist';
 import { parseTargets } from '../train/lora';
 import { runTraining, RunOptions, Stage } from '../train/run';
 
@@ -162,8 +163,15 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .options(TRAIN_OPTIONS) as unknown as Argv<TrainArgs>,
   handler: async (argv) => {
     const opts = await resolveTrainOptions(argv);
-    const r = await runTraining(opts);
-    if (!argv.quiet) {
+    // Started by `launch`/torchrun (WORLD_SIZE > 1): join the other ranks; every rank must run the same options.
+    const dist = await initDistributed({ backend: opts.device === 'cuda' ? 'nccl' : 'cpu', config: { ...opts, onStep: undefined } });
+    let r;
+    try {
+      r = await runTraining({ ...opts, dist });
+    } finally {
+      dist?.close();
+    }
+    if (!argv.quiet && (!dist || dist.isMain)) {
       const last = r.losses.length ? r.losses[r.losses.length - 1].toFixed(4) : '-';
       console.error(`${r.interrupted ? 'interrupted' : 'done'}: ${r.steps} steps, last loss ${last}; model in ${opts.out}`);
     }

@@ -35,6 +35,11 @@ export interface Batch {
 export interface Cursor {
   epoch: number;
   position: number;
+  /**
+   * Set after resuming with another number of ranks (lib/dist/sharding.ts remapCursor): the global sample
+   * position where this epoch's remainder starts; cleared at the next epoch.
+   */
+  start?: number;
 }
 
 export interface LoaderOptions {
@@ -77,6 +82,7 @@ export class DataLoader {
   readonly samplesPerEpoch: number;
   private epoch = 0;
   private position = 0;
+  private start = 0;
   private order?: { epoch: number; perm: Uint32Array | null };
 
   constructor(private readonly source: SampleSource, private readonly options: LoaderOptions) {
@@ -105,12 +111,13 @@ export class DataLoader {
     return this.source.count;
   }
 
+  /** The same on every rank (the shortest rank's share), so all ranks agree on the number of steps. */
   get batchesPerEpoch(): number {
-    return Math.ceil(this.samplesPerEpoch / this.batchSize);
+    return Math.ceil(Math.floor(this.source.count / this.worldSize) / this.batchSize);
   }
 
   get cursor(): Cursor {
-    return { epoch: this.epoch, position: this.position };
+    return { epoch: this.epoch, position: this.position, ...(this.start ? { start: this.start } : {}) };
   }
 
   seek(cursor: Cursor): void {
@@ -119,6 +126,7 @@ export class DataLoader {
     }
     this.epoch = cursor.epoch;
     this.position = cursor.position;
+    this.start = cursor.start ?? 0;
   }
 
   /** The sample index at `position` of `epoch` for this rank. */
@@ -127,25 +135,31 @@ export class DataLoader {
       const shuffle = this.options.shuffle ?? true;
       this.order = { epoch, perm: shuffle ? permutation(this.source.count, mixSeed(this.seed, epoch)) : null };
     }
-    const global = this.rank + position * this.worldSize;
+    const global = this.start + this.rank + position * this.worldSize;
     return this.order.perm ? this.order.perm[global] : global;
   }
 
   next(): Batch {
-    if (this.position >= this.samplesPerEpoch) {
+    if (this.position >= this.epochLimit()) {
       this.epoch++;
       this.position = 0;
+      this.start = 0;
     }
     const samples: number[] = [];
     while (samples.length < this.batchSize) {
-      if (this.position >= this.samplesPerEpoch) {
+      if (this.position >= this.epochLimit()) {
         if (this.options.partialLastBatch) break;
         this.epoch++;
         this.position = 0;
+        this.start = 0;
       }
       samples.push(this.sampleAt(this.epoch, this.position++));
     }
     return this.assemble(samples);
+  }
+
+  private epochLimit(): number {
+    return this.start ? Math.ceil((this.source.count - this.start - this.rank) / this.worldSize) : this.samplesPerEpoch;
   }
 
   close(): void {

@@ -6,6 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataLoader, openLoader } from '../data';
+import type { Dist } from '../dist';
+import { remapCursor, ShardCursor } from '../dist/sharding';
 import { loadModelFolder, saveModelFolder } from '../io/model-folder';
 import { loadConfig, LMConfig } from '../nn/config';
 import { initWeights } from '../nn/init';
@@ -50,6 +52,8 @@ export interface RunOptions {
   dpoLogp: LogpReduction;
   quiet?: boolean;
   onStep?: TrainOptions['onStep'];
+  /** Data-parallel run (lib/dist initDistributed); null or absent trains alone. */
+  dist?: Dist | null;
 }
 
 /** Adapts the data loader to the trainer's BatchSource. */
@@ -73,8 +77,8 @@ class LoaderSource implements BatchSource {
     return this.loader.cursor;
   }
 
-  setCursor(cursor: unknown): void {
-    this.loader.seek(cursor as { epoch: number; position: number });
+  setCursor(cursor: unknown, savedWorldSize = 1): void {
+    this.loader.seek(remapCursor(cursor as ShardCursor, savedWorldSize, this.loader.worldSize));
   }
 }
 
@@ -118,6 +122,8 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     stage: o.stage === 'lora' ? 'sft' : o.stage,
     tokenizer: tokenizer ?? undefined,
     seed: o.seed,
+    rank: o.dist?.rank ?? 0,
+    worldSize: o.dist?.worldSize ?? 1,
   });
   if (loader.seqLen > cfg.max_seq_len) {
     throw new Error(`${o.data}: rows of ${loader.seqLen} positions exceed the model's max_seq_len ${cfg.max_seq_len}`);
@@ -148,7 +154,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   }
 
   const source = new LoaderSource(loader);
-  const args = { ...o, onStep: undefined } as Record<string, unknown>;
+  const args = { ...o, onStep: undefined, dist: undefined } as Record<string, unknown>;
   const trainOpts: TrainOptions = {
     stage: o.stage,
     out: o.out,
@@ -170,6 +176,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     args,
     extraFiles,
     onStep: o.onStep,
+    dist: o.dist ?? null,
   };
   if (!o.logEvery) {
     const steps = o.maxSteps ?? Math.floor((o.epochs * source.batchesPerEpoch) / o.accum);
@@ -177,7 +184,8 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   }
   try {
     const result = await train(model, params, source, lossOf, trainOpts);
-    // The finished model: LoRA writes the adapters; other stages the full model folder.
+    // The finished model: LoRA writes the adapters; other stages the full model folder. Rank 0 writes it.
+    if (o.dist && !o.dist.isMain) return result;
     if (o.stage === 'lora') saveLora(model, o.lora, o.out);
     else saveModelFolder(model, o.out, tokenizerDir);
     return result;

@@ -68,7 +68,7 @@ export interface MiniMindRun {
 }
 
 /** Trains; returns every parameter's values, concatenated. */
-export function trainMiniMind(o: MiniMindRun, dist: Dist | null): Float32Array {
+export async function trainMiniMind(o: MiniMindRun, dist: Dist | null): Promise<Float32Array> {
   let model: MiniMind;
   if (o.resume) model = loadModelFolder(o.resume, 'cpu');
   else {
@@ -81,7 +81,7 @@ export function trainMiniMind(o: MiniMindRun, dist: Dist | null): Float32Array {
   const source = new ShardedTokens(o.batch, dist?.rank ?? 0, dist?.worldSize ?? 1);
   const tensor = (data: Int32Array | Float32Array, b: Batch) =>
     Tensor.from(data, [b.B, b.T], data instanceof Int32Array ? 'i32' : 'f32', 'cpu');
-  train(model, params, source, (b) => model.loss(tensor(b.x, b), tensor(b.y, b), tensor(b.mask, b)), {
+  await train(model, params, source, (b) => model.loss(tensor(b.x, b), tensor(b.y, b), tensor(b.mask, b)), {
     stage: 'pretrain', out: o.out, accum: o.accum, clip: 1, lr: 3e-3, minLr: 3e-4, warmup: 1, maxSteps: o.steps,
     epochs: 1, weightDecay: 0.01, optimizer: 'adamw', saveEvery: 4, keep: 0, logEvery: 1, tokenizerDir: null,
     resume: o.resume ?? null, quiet: true, args: { batch: o.batch }, dist,

@@ -43,7 +43,7 @@ async function main(mode: string): Promise<void> {
     return;
   }
   if (mode === 'minimind') { // alone or as a rank
-    const final = trainMiniMind(JSON.parse(env.TRAIN_JSON!) as MiniMindRun, dist);
+    const final = await trainMiniMind(JSON.parse(env.TRAIN_JSON!) as MiniMindRun, dist);
     fs.writeFileSync(path.join(env.OUT_DIR!, `${env.TAG}-rank${dist?.rank ?? 0}.bin`), final);
     dist?.close();
     return;
