@@ -21,6 +21,7 @@ import type * as RunModule from '../lib/train/run';
 import type * as ModelFolderModule from '../lib/io/model-folder';
 import type * as FixtureModule from './train-fixture';
 import type * as DtypeModule from '../lib/tensor/dtype';
+import type * as MixedModule from '../lib/cuda/mixed';
 
 // Device 'cuda' must be the emulator: set before lib/native.ts is loaded (imports above are types only).
 process.env.MINIMIND_CUDA_EMULATE = '1';
@@ -37,7 +38,8 @@ const { runTraining } = require('../lib/train/run') as typeof RunModule;
 const { loadModelFolder } = require('../lib/io/model-folder') as typeof ModelFolderModule;
 const { makeTrainFixture, runOptions } = require('./train-fixture') as typeof FixtureModule;
 const { persistentBytes } = require('../lib/tensor/memory') as typeof MemoryModule;
-const { bf16ToF32 } = require('../lib/tensor/dtype') as typeof DtypeModule;
+const { bf16ToF32, f32ToBf16 } = require('../lib/tensor/dtype') as typeof DtypeModule;
+const { axpy } = require('../lib/cuda/mixed') as typeof MixedModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 // The cuda attention kernel needs a head dim that is a multiple of 32: dim 64 in 2 query heads sharing 1 KV head.
@@ -109,6 +111,29 @@ function trainLosses(device: 'cpu' | 'cuda'): number[] {
 }
 
 describe('training on the emulated cuda device', () => {
+  test('axpy (y += alpha x, the "+=" of the cuda backward) against a double reference, every dtype mix', () => {
+    const n = 1001; // not a multiple of the block size
+    const values = (seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * (1 + i / 100));
+    const onDevice = (v: Float32Array, dtype: 'f32' | 'bf16') =>
+      dtype === 'f32' ? Tensor.from(v, [n], 'f32', 'cuda') : Tensor.from(f32ToBf16(v), [n], 'bf16', 'cuda');
+    const read = (t: TensorModule.Tensor) => (t.dtype === 'bf16' ? bf16ToF32(t.toArray() as Uint16Array) : (t.toArray() as Float32Array));
+    for (const yType of ['f32', 'bf16'] as const) {
+      for (const xType of ['f32', 'bf16'] as const) {
+        const [y, x] = [onDevice(values(1), yType), onDevice(values(2), xType)];
+        const [y0, x0] = [read(y), read(x)];
+        axpy(y, x, -0.75);
+        const got = read(y);
+        // fp32 math (errors relative to the operands' size), then for a bf16 y one rounding to 8 significant bits.
+        for (let i = 0; i < n; i++) {
+          const want = y0[i] - 0.75 * x0[i];
+          const bound = 1e-6 * (Math.abs(y0[i]) + Math.abs(0.75 * x0[i])) + (yType === 'bf16' ? Math.abs(want) / 256 : 0);
+          expect(Math.abs(got[i] - want)).toBeLessThanOrEqual(bound);
+        }
+      }
+    }
+    resetStepArenas();
+  });
+
   test('bf16 losses track the CPU run step by step, and fall', () => {
     const cpu = trainLosses('cpu');
     const cuda = trainLosses('cuda');
