@@ -11,6 +11,7 @@
 // A kernel that writes a gradient of the other dtype writes a zeroed scratch buffer that is then added (axpy) to
 // the real gradient; a kernel that reads bf16 gets f32 inputs cast (masters: their working copy).
 import { gradBuffer } from '../ops/grad-target';
+import { assertDtype } from '../ops/kernels';
 import { DType } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { cudaKernels } from './kernels';
@@ -45,6 +46,11 @@ export function releaseWorkingCopies(masters: Iterable<Tensor>): void {
     workingCopies.get(m)?.dispose();
     workingCopies.delete(m);
   }
+}
+
+/** The dtypes ops compute on: f32 on the CPU; f32 or bf16 on cuda. */
+export function assertFloat(op: string, t: Tensor): void {
+  if (t.device === 'cpu' || t.dtype !== 'bf16') assertDtype(op, t, 'f32');
 }
 
 /** t as bf16 for a kernel to read: itself, a master's working copy, or a cast of an f32 step tensor. */

@@ -7,10 +7,10 @@
 // On cuda (native/cuda/kernels/attention.cu): bf16 q, k, v and out, causal self-attention only (Tk = T, no KV
 // cache), HD a multiple of 32 up to 256; the backward accumulates bf16 dq, dk, dv.
 import { gradOf, needsGrad, record } from '../autograd/tape';
-import { asBf16, gradSink } from '../cuda/mixed';
+import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
-import { assertDtype, kernels, sameDevice } from './kernels';
+import { kernels, sameDevice } from './kernels';
 
 /** Which vector code the CPU kernel runs: 'best' (default) or a narrower one, for tests and benches. */
 export type VectorIsa = 'best' | 'portable' | 'avx2' | 'avx512';
@@ -44,7 +44,7 @@ interface Dims {
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Dims {
   const where = 'attention (lib/ops/attention.ts)';
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (t.device === 'cpu' || t.dtype !== 'bf16') assertDtype(`${where}: ${name}`, t, 'f32');
+    assertFloat(`${where}: ${name}`, t);
     if (t.ndim !== 4) throw new Error(`${where}: ${name} must be [B, T, heads, HD], got ${t.describe()}`);
   }
   sameDevice(where, q, k, v);

@@ -6,11 +6,11 @@
 // On cuda: operands are read as bf16 (parameters through their working copies), fp32 accumulation; outputs are
 // bf16, and each gradient is accumulated in its own dtype (bf16 activations, f32 parameters).
 import { needsGrad, record } from '../autograd/tape';
-import { asBf16 } from '../cuda/mixed';
+import { asBf16, assertFloat } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { gradBuffer } from './grad-target';
-import { assertDtype, kernels, sameDevice } from './kernels';
+import { kernels, sameDevice } from './kernels';
 
 /** The native kernels this file calls (see native/addon/gemm.cc). Matrices are addresses + row strides. */
 export interface GemmKernels {
@@ -52,7 +52,7 @@ function gemmInto(c: Tensor, a: Operand, b: Operand, M: number, N: number, K: nu
 /** f32 on the CPU; f32 or bf16 on cuda. Returns the dtype of the product. */
 function checkF32(op: string, ...ts: Tensor[]): 'f32' | 'bf16' {
   const device = sameDevice(op, ...ts);
-  for (const t of ts) if (device === 'cpu' || t.dtype !== 'bf16') assertDtype(op, t, 'f32');
+  for (const t of ts) assertFloat(op, t);
   return device === 'cuda' ? 'bf16' : 'f32';
 }
 

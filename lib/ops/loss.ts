@@ -18,7 +18,7 @@
 // N per-token losses are downloaded). The backward only scales the stored gradient by d(loss).
 // tokenLogProbs has no backward on cuda yet (DPO).
 import { needsGrad, noGrad, record } from '../autograd/tape';
-import { axpy } from '../cuda/mixed';
+import { assertFloat, axpy } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { gradBuffer, gradTarget } from './grad-target';
@@ -45,8 +45,8 @@ export interface CrossEntropyOptions {
 
 /** Checks logits [N, V] against targets [N]; returns [N, V]. */
 function logitShape(op: string, logits: Tensor, targets: Tensor): [number, number] {
-  const device = sameDevice(op, logits, targets);
-  if (device === 'cpu' || logits.dtype !== 'bf16') assertDtype(op, logits, 'f32');
+  sameDevice(op, logits, targets);
+  assertFloat(op, logits);
   assertDtype(op, targets, 'i32');
   if (logits.ndim !== 2) throw new Error(`${op}: logits must be [N, V], got ${logits.describe()}`);
   const [N, V] = logits.shape;

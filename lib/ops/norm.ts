@@ -5,12 +5,12 @@
 // On cuda (native/cuda/kernels/rmsnorm.cu): bf16 x, sum and y, the weight's bf16 working copy, f32 rstd and
 // f32 weight gradient; the input gradient is computed into a bf16 buffer, then added to each input's gradient.
 import { gradOf, needsGrad, record } from '../autograd/tape';
-import { asBf16, axpy, gradSink } from '../cuda/mixed';
+import { asBf16, assertFloat, axpy, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
 import { gradBuffer, gradTarget } from './grad-target';
-import { assertDtype, assertShape, kernels, sameDevice } from './kernels';
+import { assertShape, kernels, sameDevice } from './kernels';
 
 interface NormKernels {
   rmsnormForward(y: number, rstd: number, x: number, weight: number, rows: number, C: number, eps: number): void;
@@ -24,8 +24,9 @@ const k = (t: Tensor) => kernels<NormKernels>(t.device);
 
 /** Checks x [..., C] against weight [C]; returns C. */
 function normWidth(op: string, x: Tensor, weight: Tensor, eps: number): number {
-  const device = sameDevice(op, x, weight);
-  for (const t of [x, weight]) if (device === 'cpu' || t.dtype !== 'bf16') assertDtype(op, t, 'f32');
+  sameDevice(op, x, weight);
+  assertFloat(op, x);
+  assertFloat(op, weight);
   if (weight.ndim !== 1) throw new Error(`${op}: weight must be 1-D [C], got ${weight.describe()}`);
   const C = weight.shape[0];
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== C) {

@@ -8,11 +8,11 @@
 // On cuda (native/cuda/kernels/rope.cu) x is read as bf16 and the output is bf16; the tables are uploaded to the
 // device once per table, and the backward accumulates the inverse rotation straight into x's gradient.
 import { gradOf, needsGrad, noGrad, record } from '../autograd/tape';
-import { asBf16, gradSink } from '../cuda/mixed';
+import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
-import { assertDtype, kernels } from './kernels';
+import { kernels } from './kernels';
 
 export type RopeStyle = 'interleaved' | 'half';
 const STYLE_CODE: Record<RopeStyle, number> = { interleaved: 0, half: 1 };
@@ -78,7 +78,7 @@ export function disposeRopeTable(table: RopeTable): void {
 }
 
 function check(x: Tensor, table: RopeTable, offset: number): [number, number, number, number] {
-  if (x.device === 'cpu' || x.dtype !== 'bf16') assertDtype(where, x, 'f32');
+  assertFloat(where, x);
   if (x.ndim !== 4) throw new Error(`${where}: x must be [B, T, H, HD], got ${x.describe()}`);
   // A CPU table serves cuda too (through its device copy).
   if (x.device === 'cpu' && table.cos.device !== 'cpu') throw new Error(`${where}: x on ${x.device}, table on ${table.cos.device}`);

@@ -3,11 +3,11 @@
 // The backward is one fused pass that recomputes sigmoid(a) and writes both input gradients.
 // On cuda (native/cuda/kernels/swiglu.cu): bf16 in and out; the backward accumulates into bf16 gradients.
 import { needsGrad, record } from '../autograd/tape';
-import { asBf16, gradSink } from '../cuda/mixed';
+import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { gradTarget } from './grad-target';
-import { assertDtype, assertShape, kernels, sameDevice } from './kernels';
+import { assertShape, kernels, sameDevice } from './kernels';
 
 interface SwigluKernels {
   swigluForward(out: number, a: number, b: number, n: number): void;
@@ -20,7 +20,8 @@ const k = (t: Tensor) => kernels<SwigluKernels>(t.device);
 /** silu(a) * b elementwise; a and b have the same shape. */
 export function swiglu(a: Tensor, b: Tensor): Tensor {
   const device = sameDevice('swiglu', a, b);
-  for (const t of [a, b]) if (device === 'cpu' || t.dtype !== 'bf16') assertDtype('swiglu', t, 'f32');
+  assertFloat('swiglu', a);
+  assertFloat('swiglu', b);
   assertShape('swiglu', b, a.shape);
   if (device === 'cuda') return swigluCuda(a, b);
   const out = Tensor.empty(a.shape, 'f32', a.device, false);
