@@ -5,7 +5,7 @@
 // On cuda (native/cuda/kernels/rmsnorm.cu): bf16 x, sum and y, the weight's bf16 working copy, f32 rstd and
 // f32 weight gradient; the input gradient is computed into a bf16 buffer, then added to each input's gradient.
 import { gradOf, needsGrad, record } from '../autograd/tape';
-import { asBf16, assertFloat, axpy, gradSink } from '../cuda/mixed';
+import { asBf16, assertFloat, axpy, GradSink, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
@@ -105,16 +105,22 @@ function rmsnormCuda(residual: Tensor | null, x: Tensor, weight: Tensor, eps: nu
   const inputs = residual ? [residual, x] : [x];
   if (needsGrad(...inputs, weight)) {
     record([sum, normed], () => {
+      // Plain rmsnorm: the kernel accumulates straight into x's gradient.
+      if (!residual) return normBackwardCuda(gradSink(x, 'bf16'), normed.grad!, sum, weight, rstd, rows, C);
       const dsum = Tensor.zeros(x.shape, 'bf16', 'cuda');
       if (sum.grad) axpy(dsum, sum.grad);
-      if (normed.grad) {
-        const dweight = gradSink(weight, 'f32');
-        cudaKernels().rmsnormBackward(dsum.ptr, dweight.ptr, asBf16(normed.grad).ptr, sum.ptr, asBf16(weight).ptr,
-          rstd.ptr, rows, C);
-        dweight.finish();
-      }
+      if (normed.grad) normBackwardCuda({ ptr: dsum.ptr, finish: () => {} }, normed.grad, sum, weight, rstd, rows, C);
       for (const input of inputs) if (input.requiresGrad) accumulate(gradBuffer(input), dsum);
     });
   }
   return { sum, normed };
+}
+
+/** dh += the norm's backward (bf16), weight gradient += (f32). */
+function normBackwardCuda(dh: GradSink, dy: Tensor, h: Tensor, weight: Tensor, rstd: Tensor, rows: number,
+  C: number): void {
+  const dweight = gradSink(weight, 'f32');
+  cudaKernels().rmsnormBackward(dh.ptr, dweight.ptr, asBf16(dy).ptr, h.ptr, asBf16(weight).ptr, rstd.ptr, rows, C);
+  dh.finish();
+  dweight.finish();
 }
