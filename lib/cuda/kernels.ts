@@ -11,6 +11,8 @@ export interface CudaKernels extends MemoryKernels {
   synchronize(): void;
   castF32ToBf16(out: number, input: number, n: number): void;
   castBf16ToF32(out: number, input: number, n: number): void;
+  /** y += alpha * x over n values, each f32 or bf16 (yBf16, xBf16), fp32 math; y may be x (in-place scaling). */
+  axpy(y: number, yBf16: boolean, x: number, xBf16: boolean, alpha: number, n: number): void;
   /** h = x + residual (residual 0: h = x); y = h * rstd * weight; rstd[N] = 1/sqrt(mean(h^2) + eps). bf16 x/h/y/weight. */
   rmsnormForward(y: number, h: number, rstd: number, x: number, residual: number, weight: number, N: number, C: number, eps: number): void;
   /** dh += dL/dh (bf16), dweight += dL/dweight (f32), from dy and the forward's h and rstd. */
@@ -66,6 +68,14 @@ export const cudaEmu = native.cudaEmu as unknown as CudaKernels & EmulatorContro
 /** The GPU's kernels, or null when the CUDA backend was not compiled (or device 'cuda' is emulated). */
 export const cudaDevice: CudaKernels | null =
   native.cuda.alloc && !cudaEmulated ? (native.cuda as unknown as CudaKernels) : null;
+
+/** The kernels of device 'cuda' (the GPU, or the emulator under MINIMIND_CUDA_EMULATE=1); throws when absent. */
+export function cudaKernels(): CudaKernels {
+  if (!native.cuda.alloc) {
+    throw new Error('device cuda: the CUDA backend is not available in this build (see `minimind-native info`)');
+  }
+  return native.cuda as unknown as CudaKernels;
+}
 
 /**
  * Sets how the emulator runs kernels: fiber order at every pass (forward, reverse, or random from `seed`), and

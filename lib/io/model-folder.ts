@@ -1,6 +1,7 @@
 // Model folders: config.json (LMConfig field names) + model.safetensors (MiniMind v1 tensor names; the tied
 // output.weight is written too, and either key is accepted on load) + the tokenizer files.
 // The file layout itself lives in state-dict.ts; this file moves weights between those files and a MiniMind.
+import { refreshWorkingCopies } from '../cuda/mixed';
 import { MiniMind } from '../nn/model';
 import { Device } from '../tensor/dtype';
 import { readModelFolderStateDict, saveStateDictFolder, StateDict } from './state-dict';
@@ -24,6 +25,7 @@ export function loadStateDict(model: MiniMind, tensors: StateDict, source: strin
     }
     t.upload(entry.data);
   }
+  refreshWorkingCopies(model.params.tensors.values()); // cuda: bf16 copies made before this load
 }
 
 export function saveModelFolder(model: MiniMind, dir: string, tokenizerDir?: string | null): void {

@@ -8,6 +8,7 @@
 //
 // Shapes: B batch, T sequence, C = dim, NH query heads, NKV key/value heads, HD = C / NH, V vocabulary.
 // Parameters are persistent tensors named exactly as MiniMind v1's state_dict.
+import { releaseWorkingCopies } from '../cuda/mixed';
 import { attention } from '../ops/attention';
 import { add, reshape, scale as scaleOp } from '../ops/elementwise';
 import { embedding } from '../ops/embedding';
@@ -44,6 +45,7 @@ export class ParameterStore {
   }
 
   dispose(): void {
+    releaseWorkingCopies(this.tensors.values()); // cuda: the bf16 copies the kernels read
     for (const t of this.tensors.values()) t.dispose();
     this.tensors.clear();
   }

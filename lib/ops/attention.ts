@@ -4,9 +4,13 @@
 // 1/sqrt(HD). Causal (the default): query i sits at absolute position Tk - T + i (a KV cache holds the first
 // Tk - T keys) and attends keys 0 .. Tk - T + i. The forward keeps the fp32 logsumexp [B, NH, T] for the
 // backward, which recomputes the probabilities tile by tile (native/cpu/attention.cc).
+// On cuda (native/cuda/kernels/attention.cu): bf16 q, k, v and out, causal self-attention only (Tk = T, no KV
+// cache), HD a multiple of 32 up to 256; the backward accumulates bf16 dq, dk, dv.
 import { gradOf, needsGrad, record } from '../autograd/tape';
+import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
+import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
-import { assertDtype, kernels, sameDevice } from './kernels';
+import { kernels, sameDevice } from './kernels';
 
 /** Which vector code the CPU kernel runs: 'best' (default) or a narrower one, for tests and benches. */
 export type VectorIsa = 'best' | 'portable' | 'avx2' | 'avx512';
@@ -40,7 +44,7 @@ interface Dims {
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Dims {
   const where = 'attention (lib/ops/attention.ts)';
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    assertDtype(`${where}: ${name}`, t, 'f32');
+    assertFloat(`${where}: ${name}`, t);
     if (t.ndim !== 4) throw new Error(`${where}: ${name} must be [B, T, heads, HD], got ${t.describe()}`);
   }
   sameDevice(where, q, k, v);
@@ -71,7 +75,9 @@ function attentionKernels(t: Tensor): AttentionKernels {
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const causal = opts.causal ?? true;
   const isa = ISA_CODE[opts.isa ?? 'best'];
-  const { B, T, Tk, NH, NKV, HD } = checkInputs(q, k, v, causal);
+  const dims = checkInputs(q, k, v, causal);
+  if (q.device === 'cuda') return attentionCuda(q, k, v, dims, causal);
+  const { B, T, Tk, NH, NKV, HD } = dims;
   const kern = attentionKernels(q);
   const out = Tensor.empty([B, T, NH, HD], 'f32', q.device, false);
   const lse = Tensor.empty([B, NH, T], 'f32', q.device, false);
@@ -83,6 +89,27 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const dq = gradFor(q), dk = gradFor(k), dv = gradFor(v);
       kern.attentionBackward(dq.ptr, dk.ptr, dv.ptr, out.grad!.ptr, q.ptr, k.ptr, v.ptr, out.ptr, lse.ptr,
         B, T, Tk, NH, NKV, HD, causal, isa);
+    });
+  }
+  return out;
+}
+
+function attentionCuda(q: Tensor, k: Tensor, v: Tensor, dims: Dims, causal: boolean): Tensor {
+  const { B, T, Tk, NH, NKV, HD } = dims;
+  const where = 'attention (lib/ops/attention.ts) on cuda';
+  if (!causal || Tk !== T) throw new Error(`${where}: only causal self-attention (Tk = T) is supported, got T=${T}, Tk=${Tk}`);
+  if (HD % 32 !== 0 || HD > 256) throw new Error(`${where}: head dim ${HD} must be a multiple of 32, at most 256`);
+  const scale = 1 / Math.sqrt(HD);
+  const [qb, kb, vb] = [asBf16(q), asBf16(k), asBf16(v)];
+  const out = Tensor.empty([B, T, NH, HD], 'bf16', 'cuda', false);
+  const lse = Tensor.empty([B, NH, T], 'f32', 'cuda', false);
+  cudaKernels().attentionForward(out.ptr, lse.ptr, qb.ptr, kb.ptr, vb.ptr, B, T, NH, NKV, HD, scale);
+  if (needsGrad(q, k, v)) {
+    record(out, () => {
+      const [dq, dk, dv] = [gradSink(q, 'bf16'), gradSink(k, 'bf16'), gradSink(v, 'bf16')];
+      cudaKernels().attentionBackward(dq.ptr, dk.ptr, dv.ptr, asBf16(out.grad!).ptr, out.ptr, lse.ptr, qb.ptr, kb.ptr,
+        vb.ptr, B, T, NH, NKV, HD, scale);
+      for (const d of [dq, dk, dv]) d.finish();
     });
   }
   return out;

@@ -1,6 +1,10 @@
 // Elementwise ops with autograd: add (residuals), mul, scale, and accumulate (the "+=" of every backward).
-import { gradOf, needsGrad, record } from '../autograd/tape';
+// On cuda every one of them is the mixed-dtype axpy (y += alpha x): add copies a then adds b, scale adds alpha x
+// to zeros; outputs keep their input's dtype (bf16 activations, f32 losses).
+import { needsGrad, record } from '../autograd/tape';
+import { axpy } from '../cuda/mixed';
 import { Tensor } from '../tensor/tensor';
+import { gradBuffer } from './grad-target';
 import { assertShape, kernels, sameDevice } from './kernels';
 
 interface ElementwiseKernels {
@@ -16,19 +20,26 @@ const k = (t: Tensor) => kernels<ElementwiseKernels>(t.device);
 export function accumulate(dst: Tensor, src: Tensor, alpha = 1): void {
   if (dst.size !== src.size) throw new Error(`accumulate: ${src.describe()} into ${dst.describe()}`);
   sameDevice('accumulate', dst, src);
-  k(dst).axpy(dst.ptr, src.ptr, alpha, dst.size);
+  if (dst.device === 'cuda') axpy(dst, src, alpha);
+  else k(dst).axpy(dst.ptr, src.ptr, alpha, dst.size);
 }
 
 /** a + b, same shapes. */
 export function add(a: Tensor, b: Tensor): Tensor {
   sameDevice('add', a, b);
   assertShape('add', b, a.shape);
-  const out = Tensor.empty(a.shape, 'f32', a.device, false);
-  k(a).add(out.ptr, a.ptr, b.ptr, a.size);
+  let out: Tensor;
+  if (a.device === 'cuda') {
+    out = Tensor.empty(a.shape, a.dtype, a.device, false).copyFrom(a);
+    axpy(out, b);
+  } else {
+    out = Tensor.empty(a.shape, 'f32', a.device, false);
+    k(a).add(out.ptr, a.ptr, b.ptr, a.size);
+  }
   if (needsGrad(a, b)) {
     record(out, () => {
-      if (a.requiresGrad) accumulate(gradOf(a), out.grad!);
-      if (b.requiresGrad) accumulate(gradOf(b), out.grad!);
+      if (a.requiresGrad) accumulate(gradBuffer(a), out.grad!);
+      if (b.requiresGrad) accumulate(gradBuffer(b), out.grad!);
     });
   }
   return out;
@@ -38,6 +49,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   sameDevice('mul', a, b);
   assertShape('mul', b, a.shape);
+  if (a.device === 'cuda') throw new Error('mul (lib/ops/elementwise.ts): not supported on cuda yet');
   const out = Tensor.empty(a.shape, 'f32', a.device, false);
   k(a).mul(out.ptr, a.ptr, b.ptr, a.size);
   if (needsGrad(a, b)) {
@@ -45,11 +57,11 @@ export function mul(a: Tensor, b: Tensor): Tensor {
       const tmp = Tensor.empty(a.shape, 'f32', a.device, false);
       if (a.requiresGrad) {
         k(a).mul(tmp.ptr, out.grad!.ptr, b.ptr, a.size);
-        accumulate(gradOf(a), tmp);
+        accumulate(gradBuffer(a), tmp);
       }
       if (b.requiresGrad) {
         k(a).mul(tmp.ptr, out.grad!.ptr, a.ptr, a.size);
-        accumulate(gradOf(b), tmp);
+        accumulate(gradBuffer(b), tmp);
       }
     });
   }
@@ -58,15 +70,21 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 
 /** alpha * x. */
 export function scale(x: Tensor, alpha: number): Tensor {
-  const out = Tensor.empty(x.shape, 'f32', x.device, false);
-  k(x).scale(out.ptr, x.ptr, alpha, x.size);
-  if (needsGrad(x)) record(out, () => accumulate(gradOf(x), out.grad!, alpha));
+  let out: Tensor;
+  if (x.device === 'cuda') {
+    out = Tensor.zeros(x.shape, x.dtype, x.device);
+    axpy(out, x, alpha);
+  } else {
+    out = Tensor.empty(x.shape, 'f32', x.device, false);
+    k(x).scale(out.ptr, x.ptr, alpha, x.size);
+  }
+  if (needsGrad(x)) record(out, () => accumulate(gradBuffer(x), out.grad!, alpha));
   return out;
 }
 
 /** The same values under another shape; gradients flow straight through. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const out = x.reshapeView(shape);
-  if (needsGrad(x)) record(out, () => accumulate(gradOf(x), out.grad!));
+  if (needsGrad(x)) record(out, () => accumulate(gradBuffer(x), out.grad!));
   return out;
 }

@@ -3,9 +3,14 @@
 //                 transA / transB read a stored [.., K, M] / [.., N, K] as its transpose, without a copy.
 //   linear(x, w)  x [..., K] (B, T, C: any leading dims) @ wᵀ with w [N, K] (nn.Linear's layout, no bias).
 // Backward passes are GEMMs too, accumulating straight into the inputs' gradients (beta = 1): no temporaries.
-import { gradOf, needsGrad, record } from '../autograd/tape';
+// On cuda: operands are read as bf16 (parameters through their working copies), fp32 accumulation; outputs are
+// bf16, and each gradient is accumulated in its own dtype (bf16 activations, f32 parameters).
+import { needsGrad, record } from '../autograd/tape';
+import { asBf16, assertFloat } from '../cuda/mixed';
+import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
-import { assertDtype, kernels, sameDevice } from './kernels';
+import { gradBuffer } from './grad-target';
+import { kernels, sameDevice } from './kernels';
 
 /** The native kernels this file calls (see native/addon/gemm.cc). Matrices are addresses + row strides. */
 export interface GemmKernels {
@@ -35,13 +40,20 @@ const stride = (o: Operand, batch: number) => (batch > 1 ? o.rows * o.cols : 0);
  */
 function gemmInto(c: Tensor, a: Operand, b: Operand, M: number, N: number, K: number, batch: number,
   accumulate: boolean): void {
+  if (c.device === 'cuda') {
+    cudaKernels().gemm(a.trans, b.trans, M, N, K, 1, asBf16(a.t).ptr, ld(a), stride(a, batch), asBf16(b.t).ptr, ld(b),
+      stride(b, batch), accumulate ? 1 : 0, c.ptr, c.dtype === 'bf16', N, batch > 1 ? M * N : 0, batch);
+    return;
+  }
   k(c).gemm(a.trans, b.trans, M, N, K, 1, a.t.ptr, ld(a), stride(a, batch), b.t.ptr, ld(b), stride(b, batch),
     accumulate ? 1 : 0, c.ptr, N, batch > 1 ? M * N : 0, batch);
 }
 
-function checkF32(op: string, ...ts: Tensor[]): void {
-  sameDevice(op, ...ts);
-  for (const t of ts) assertDtype(op, t, 'f32');
+/** f32 on the CPU; f32 or bf16 on cuda. Returns the dtype of the product. */
+function checkF32(op: string, ...ts: Tensor[]): 'f32' | 'bf16' {
+  const device = sameDevice(op, ...ts);
+  for (const t of ts) assertFloat(op, t);
+  return device === 'cuda' ? 'bf16' : 'f32';
 }
 
 /**
@@ -51,7 +63,7 @@ function checkF32(op: string, ...ts: Tensor[]): void {
 export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
-  checkF32('matmul', a, b);
+  const dtype = checkF32('matmul', a, b);
   if (a.ndim !== b.ndim || (a.ndim !== 2 && a.ndim !== 3)) {
     throw new Error(`matmul: expected two 2D or two 3D tensors, got ${a.describe()} and ${b.describe()}`);
   }
@@ -69,7 +81,7 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   }
   const A: Operand = { t: a, trans: transA, rows: aRows, cols: aCols };
   const B: Operand = { t: b, trans: transB, rows: bRows, cols: bCols };
-  const out = Tensor.empty(batched ? [batch, M, N] : [M, N], 'f32', a.device, false);
+  const out = Tensor.empty(batched ? [batch, M, N] : [M, N], dtype, a.device, false);
   gemmInto(out, A, B, M, N, K, batch, false);
 
   if (needsGrad(a, b)) {
@@ -77,13 +89,13 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
       const dC: Operand = { t: out.grad!, trans: false, rows: M, cols: N };
       // d op(A) = dC @ op(B)ᵀ (M x K); stored transposed, dA = op(B) @ dCᵀ (K x M).
       if (a.requiresGrad) {
-        const dA = gradOf(a);
+        const dA = gradBuffer(a);
         if (!transA) gemmInto(dA, dC, { ...B, trans: !transB }, M, K, N, batch, true);
         else gemmInto(dA, B, { ...dC, trans: true }, K, M, N, batch, true);
       }
       // d op(B) = op(A)ᵀ @ dC (K x N); stored transposed, dB = dCᵀ @ op(A) (N x K).
       if (b.requiresGrad) {
-        const dB = gradOf(b);
+        const dB = gradBuffer(b);
         if (!transB) gemmInto(dB, { ...A, trans: !transA }, dC, K, N, M, batch, true);
         else gemmInto(dB, { ...dC, trans: true }, A, N, K, M, batch, true);
       }
@@ -94,7 +106,7 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
 
 /** x @ wᵀ: x [..., K], w [N, K] (PyTorch nn.Linear layout, no bias) -> [..., N]. */
 export function linear(x: Tensor, w: Tensor): Tensor {
-  checkF32('linear', x, w);
+  const dtype = checkF32('linear', x, w);
   if (w.ndim !== 2 || x.ndim < 1) {
     throw new Error(`linear: expected x [..., K] and w [N, K], got ${x.describe()} and ${w.describe()}`);
   }
@@ -105,14 +117,14 @@ export function linear(x: Tensor, w: Tensor): Tensor {
   const rows = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const X: Operand = { t: x, trans: false, rows, cols: K };
   const W: Operand = { t: w, trans: true, rows: N, cols: K };
-  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32', x.device, false);
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], dtype, x.device, false);
   gemmInto(out, X, W, rows, N, K, 1, false);
 
   if (needsGrad(x, w)) {
     record(out, () => {
       const dY: Operand = { t: out.grad!, trans: false, rows, cols: N };
-      if (x.requiresGrad) gemmInto(gradOf(x), dY, { ...W, trans: false }, rows, K, N, 1, true);  // dx += dy @ w
-      if (w.requiresGrad) gemmInto(gradOf(w), { ...dY, trans: true }, X, N, K, rows, 1, true);  // dw += dyᵀ @ x
+      if (x.requiresGrad) gemmInto(gradBuffer(x), dY, { ...W, trans: false }, rows, K, N, 1, true);  // dx += dy @ w
+      if (w.requiresGrad) gemmInto(gradBuffer(w), { ...dY, trans: true }, X, N, K, rows, 1, true);  // dw += dyᵀ @ x
     });
   }
   return out;

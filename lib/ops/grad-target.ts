@@ -2,6 +2,7 @@
 // buffer to add into; for a memory-bound kernel that zero-fill plus the read-modify-write costs two extra
 // passes over memory. So when an activation has no gradient yet, its backward gets a fresh, unfilled buffer
 // that the kernel overwrites; otherwise it accumulates (+=) into the existing one, as every backward does.
+// A gradient has its tensor's dtype: f32 on the CPU; on cuda, bf16 for bf16 activations (lib/cuda/mixed.ts).
 import { gradOf } from '../autograd/tape';
 import { Tensor } from '../tensor/tensor';
 
@@ -16,6 +17,20 @@ export function gradTarget(t: Tensor): GradTarget {
   if (!t.requiresGrad) return { ptr: 0, accumulate: false };
   // Persistent tensors (parameters) keep persistent, zeroed gradients that accumulate across steps.
   if (t.grad || t.isPersistent) return { ptr: gradOf(t).ptr, accumulate: true };
-  t.grad = Tensor.empty(t.shape, 'f32', t.device, false);
+  t.grad = Tensor.empty(t.shape, t.dtype, t.device, false);
   return { ptr: t.grad.ptr, accumulate: false };
+}
+
+/**
+ * The zero-filled gradient buffer of t to accumulate into: the tape's gradOf(t) (f32), except that a bf16
+ * activation's gradient is bf16 too.
+ */
+export function gradBuffer(t: Tensor): Tensor {
+  if (!t.grad && t.isPersistent && t.device === 'cuda') {
+    // Tensor.persistent does not zero-fill device memory (cudaMalloc does not): zero a new parameter gradient.
+    return gradOf(t).zero_();
+  }
+  if (t.grad || t.dtype === 'f32' || t.isPersistent) return gradOf(t);
+  t.grad = Tensor.zeros(t.shape, t.dtype, t.device);
+  return t.grad;
 }

@@ -10,9 +10,18 @@
 //
 // tokenLogProbs (log softmax at the targets, for DPO) has autograd but leaves the logits intact;
 // tokenLosses is the per-token loss without autograd, for evaluation.
+//
+// On cuda the kernel (native/cuda/kernels/cross_entropy.cu) is fused further: one pass writes the per-token
+// losses (f32) AND the gradient, already scaled by 1 / sum w, over the bf16 logits, so a logits tensor that
+// needs a gradient is overwritten by the forward itself (others are copied first). Row weights are applied by
+// turning weight-0 rows into ignored targets, so masks must be 0/1 there; the mean is taken on the host (the
+// N per-token losses are downloaded). The backward only scales the stored gradient by d(loss).
+// tokenLogProbs has no backward on cuda yet (DPO).
 import { needsGrad, noGrad, record } from '../autograd/tape';
+import { assertFloat, axpy } from '../cuda/mixed';
+import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
-import { gradTarget } from './grad-target';
+import { gradBuffer, gradTarget } from './grad-target';
 import { assertDtype, assertShape, kernels, sameDevice } from './kernels';
 
 interface LossKernels {
@@ -37,7 +46,7 @@ export interface CrossEntropyOptions {
 /** Checks logits [N, V] against targets [N]; returns [N, V]. */
 function logitShape(op: string, logits: Tensor, targets: Tensor): [number, number] {
   sameDevice(op, logits, targets);
-  assertDtype(op, logits, 'f32');
+  assertFloat(op, logits);
   assertDtype(op, targets, 'i32');
   if (logits.ndim !== 2) throw new Error(`${op}: logits must be [N, V], got ${logits.describe()}`);
   const [N, V] = logits.shape;
@@ -55,6 +64,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     assertDtype('crossEntropy', mask, 'f32');
     assertShape('crossEntropy', mask, [N]);
   }
+  if (logits.device === 'cuda') return crossEntropyCuda(logits, targets, ignoreIndex, mask, N, V);
   const loss = Tensor.empty([], 'f32', logits.device, false);
   const lse = Tensor.empty([N], 'f32', logits.device, false);
   const sumWeights = k(logits).crossEntropyForward(loss.ptr, lse.ptr, logits.ptr, targets.ptr, mask ? mask.ptr : 0, N,
@@ -78,6 +88,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
 /** log softmax(logits)[i, targets[i]] for every row, [N], with autograd (the logits stay intact). */
 export function tokenLogProbs(logits: Tensor, targets: Tensor): Tensor {
   const [N, V] = logitShape('tokenLogProbs', logits, targets);
+  if (logits.device === 'cuda') return tokenLogProbsCuda(logits, targets, N, V);
   const logp = Tensor.empty([N], 'f32', logits.device, false);
   const lse = Tensor.empty([N], 'f32', logits.device, false);
   k(logits).tokenLogprobsForward(logp.ptr, lse.ptr, logits.ptr, targets.ptr, N, V);
@@ -96,4 +107,70 @@ export function tokenLogProbs(logits: Tensor, targets: Tensor): Tensor {
 export function tokenLosses(logits: Tensor, targets: Tensor): Float32Array {
   const logp = noGrad(() => tokenLogProbs(logits, targets)).toArray() as Float32Array;
   return logp.map((v) => -v);
+}
+
+/**
+ * The kernel's row targets: -1 (ignored) where the weight is 0 or the target is ignoreIndex; checks that the
+ * others are in [0, V) and that the weights are 0 or 1. Returns them with the count of counted rows (sum w).
+ */
+function cudaRowTargets(op: string, targets: Tensor, mask: Tensor | null, ignoreIndex: number | null, V: number):
+  { rows: Tensor; counted: number } {
+  const ids = targets.toArray() as Int32Array;
+  const weights = mask ? (mask.toArray() as Float32Array) : null;
+  const rowTargets = new Int32Array(ids.length);
+  let counted = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const w = weights ? weights[i] : 1;
+    if (w !== 0 && w !== 1) throw new Error(`${op} on cuda: mask values must be 0 or 1, got ${w} at row ${i}`);
+    const used = w === 1 && ids[i] !== ignoreIndex;
+    if (used && (ids[i] < 0 || ids[i] >= V)) throw new RangeError(`${op}: target ${ids[i]} at row ${i} outside [0, ${V})`);
+    rowTargets[i] = used ? ids[i] : -1;
+    counted += used ? 1 : 0;
+  }
+  return { rows: Tensor.from(rowTargets, [ids.length], 'i32', 'cuda'), counted };
+}
+
+/** bf16 logits the kernel may overwrite: the logits themselves when `inPlace`, else a copy (or an f32 cast). */
+function scratchLogits(logits: Tensor, inPlace: boolean): Tensor {
+  if (logits.dtype === 'bf16') return inPlace ? logits : Tensor.empty(logits.shape, 'bf16', 'cuda', false).copyFrom(logits);
+  const cast = Tensor.empty(logits.shape, 'bf16', 'cuda', false);
+  cudaKernels().castF32ToBf16(cast.ptr, logits.ptr, logits.size);
+  return cast;
+}
+
+function crossEntropyCuda(logits: Tensor, targets: Tensor, ignoreIndex: number, mask: Tensor | null, N: number,
+  V: number): Tensor {
+  const { rows, counted } = cudaRowTargets('crossEntropy', targets, mask, ignoreIndex, V);
+  const grad = scratchLogits(logits, needsGrad(logits));
+  const losses = Tensor.empty([N], 'f32', 'cuda', false);
+  const invCount = counted === 0 ? 0 : 1 / counted;
+  cudaKernels().crossEntropy(losses.ptr, grad.ptr, rows.ptr, N, V, invCount);
+  let total = 0;
+  for (const l of losses.toArray()) total += l;
+  const loss = Tensor.from([total * invCount], [], 'f32', 'cuda');
+  if (needsGrad(logits)) {
+    record(loss, () => {
+      const dloss = loss.grad!.item();
+      if (grad === logits && !logits.grad) {
+        if (dloss !== 1) axpy(grad, grad, dloss - 1);
+        logits.grad = grad.reshapeView(grad.shape);
+      } else {
+        axpy(gradBuffer(logits), grad, dloss);
+      }
+    });
+  }
+  return loss;
+}
+
+/** Forward only: log p = -(per-token loss), from a copy of the logits. */
+function tokenLogProbsCuda(logits: Tensor, targets: Tensor, N: number, V: number): Tensor {
+  if (needsGrad(logits)) {
+    throw new Error('tokenLogProbs (lib/ops/loss.ts): gradients on cuda are not supported yet (DPO); use --device cpu');
+  }
+  const { rows } = cudaRowTargets('tokenLogProbs', targets, null, null, V);
+  const losses = Tensor.empty([N], 'f32', 'cuda', false);
+  cudaKernels().crossEntropy(losses.ptr, scratchLogits(logits, false).ptr, rows.ptr, N, V, 0);
+  const logp = Tensor.zeros([N], 'f32', 'cuda');
+  axpy(logp, losses, -1);
+  return logp;
 }

@@ -67,6 +67,7 @@ export interface MoeRouting {
  * with continuous logits they do not occur in practice.
  */
 export function moeRoute(gateLogits: Tensor, topK: number, normTopk: boolean): MoeRouting {
+  if (gateLogits.device === 'cuda') throw new Error('moeRoute (lib/ops/moe.ts): MoE on cuda is not supported yet');
   assertDtype('moeRoute', gateLogits, 'f32');
   if (gateLogits.ndim !== 2) throw new Error(`moeRoute: gateLogits must be [N, E], got ${gateLogits.describe()}`);
   const [N, E] = gateLogits.shape;

@@ -2,11 +2,15 @@
 //   x [..., C] (C = dim), weight [C]:  y = (x * rstd) * weight,  rstd = 1 / sqrt(mean(x^2) + eps)
 // The statistics are f32; rstd is saved per row for the backward pass. addRmsnorm fuses a pre-norm block's
 // residual add with the norm that follows it: sum = residual + x, normed = rmsnorm(sum).
+// On cuda (native/cuda/kernels/rmsnorm.cu): bf16 x, sum and y, the weight's bf16 working copy, f32 rstd and
+// f32 weight gradient; the input gradient is computed into a bf16 buffer, then added to each input's gradient.
 import { gradOf, needsGrad, record } from '../autograd/tape';
+import { asBf16, assertFloat, axpy, GradSink, gradSink } from '../cuda/mixed';
+import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
-import { gradTarget } from './grad-target';
-import { assertDtype, assertShape, kernels, sameDevice } from './kernels';
+import { gradBuffer, gradTarget } from './grad-target';
+import { assertShape, kernels, sameDevice } from './kernels';
 
 interface NormKernels {
   rmsnormForward(y: number, rstd: number, x: number, weight: number, rows: number, C: number, eps: number): void;
@@ -21,8 +25,8 @@ const k = (t: Tensor) => kernels<NormKernels>(t.device);
 /** Checks x [..., C] against weight [C]; returns C. */
 function normWidth(op: string, x: Tensor, weight: Tensor, eps: number): number {
   sameDevice(op, x, weight);
-  assertDtype(op, x, 'f32');
-  assertDtype(op, weight, 'f32');
+  assertFloat(op, x);
+  assertFloat(op, weight);
   if (weight.ndim !== 1) throw new Error(`${op}: weight must be 1-D [C], got ${weight.describe()}`);
   const C = weight.shape[0];
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== C) {
@@ -48,6 +52,7 @@ function normBackward(dy: Tensor, dsum: Tensor | null, h: Tensor, weight: Tensor
 /** y = rmsnorm(x) * weight over the last dimension (fp32 statistics, MiniMind's cast order). */
 export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const C = normWidth('rmsnorm', x, weight, eps);
+  if (x.device === 'cuda') return rmsnormCuda(null, x, weight, eps, C).normed;
   const rows = x.size / C;
   const y = Tensor.empty(x.shape, 'f32', x.device, false);
   const rstd = Tensor.empty([rows], 'f32', x.device, false);
@@ -65,6 +70,7 @@ export function addRmsnorm(residual: Tensor, x: Tensor, weight: Tensor, eps: num
   const C = normWidth('addRmsnorm', x, weight, eps);
   sameDevice('addRmsnorm', residual, x);
   assertShape('addRmsnorm', residual, x.shape);
+  if (x.device === 'cuda') return rmsnormCuda(residual, x, weight, eps, C);
   const rows = x.size / C;
   const sum = Tensor.empty(x.shape, 'f32', x.device, false);
   const normed = Tensor.empty(x.shape, 'f32', x.device, false);
@@ -81,4 +87,40 @@ export function addRmsnorm(residual: Tensor, x: Tensor, weight: Tensor, eps: num
     });
   }
   return { sum, normed };
+}
+
+/**
+ * rmsnorm or addRmsnorm on cuda: sum = x (+ residual), normed = rmsnorm(sum) * weight. The backward starts the
+ * gradient of sum from sum's own gradient (addRmsnorm's residual path), adds the norm's backward, and passes it
+ * to the inputs.
+ */
+function rmsnormCuda(residual: Tensor | null, x: Tensor, weight: Tensor, eps: number, C: number):
+  { sum: Tensor; normed: Tensor } {
+  const rows = x.size / C;
+  const sum = Tensor.empty(x.shape, 'bf16', 'cuda', false);
+  const normed = Tensor.empty(x.shape, 'bf16', 'cuda', false);
+  const rstd = Tensor.empty([rows], 'f32', 'cuda', false);
+  cudaKernels().rmsnormForward(normed.ptr, sum.ptr, rstd.ptr, asBf16(x).ptr, residual ? asBf16(residual).ptr : 0,
+    asBf16(weight).ptr, rows, C, eps);
+  const inputs = residual ? [residual, x] : [x];
+  if (needsGrad(...inputs, weight)) {
+    record([sum, normed], () => {
+      // Plain rmsnorm: the kernel accumulates straight into x's gradient.
+      if (!residual) return normBackwardCuda(gradSink(x, 'bf16'), normed.grad!, sum, weight, rstd, rows, C);
+      const dsum = Tensor.zeros(x.shape, 'bf16', 'cuda');
+      if (sum.grad) axpy(dsum, sum.grad);
+      if (normed.grad) normBackwardCuda({ ptr: dsum.ptr, finish: () => {} }, normed.grad, sum, weight, rstd, rows, C);
+      for (const input of inputs) if (input.requiresGrad) accumulate(gradBuffer(input), dsum);
+    });
+  }
+  return { sum, normed };
+}
+
+/** dh += the norm's backward (bf16), weight gradient += (f32). */
+function normBackwardCuda(dh: GradSink, dy: Tensor, h: Tensor, weight: Tensor, rstd: Tensor, rows: number,
+  C: number): void {
+  const dweight = gradSink(weight, 'f32');
+  cudaKernels().rmsnormBackward(dh.ptr, dweight.ptr, asBf16(dy).ptr, h.ptr, asBf16(weight).ptr, rstd.ptr, rows, C);
+  dh.finish();
+  dweight.finish();
 }

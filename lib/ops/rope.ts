@@ -5,10 +5,14 @@
 //     'interleaved': pairs (x[2i], x[2i+1]), MiniMind v1's complex form;
 //     'half':        pairs (x[i], x[i + HD/2]), MiniMind2 / Llama rotate_half.
 //   The backward rotates the gradient by the negative angle. ropeInPlace_ rotates without autograd (KV cache).
-import { gradOf, needsGrad, record } from '../autograd/tape';
+// On cuda (native/cuda/kernels/rope.cu) x is read as bf16 and the output is bf16; the tables are uploaded to the
+// device once per table, and the backward accumulates the inverse rotation straight into x's gradient.
+import { gradOf, needsGrad, noGrad, record } from '../autograd/tape';
+import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
+import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
-import { assertDtype, kernels } from './kernels';
+import { kernels } from './kernels';
 
 export type RopeStyle = 'interleaved' | 'half';
 const STYLE_CODE: Record<RopeStyle, number> = { interleaved: 0, half: 1 };
@@ -46,15 +50,38 @@ export function ropeTable(maxT: number, headDim: number, theta: number): RopeTab
   return { cos, sin, maxT, headDim, theta };
 }
 
+/** Device copies of CPU tables, made on first use on cuda. */
+const deviceTables = new Map<RopeTable, { cos: Tensor; sin: Tensor }>();
+
+function cudaTable(table: RopeTable): { cos: Tensor; sin: Tensor } {
+  if (table.cos.device === 'cuda') return table;
+  let copy = deviceTables.get(table);
+  if (!copy) {
+    copy = {
+      cos: Tensor.from(table.cos.toArray(), table.cos.shape, 'f32', 'cuda', true),
+      sin: Tensor.from(table.sin.toArray(), table.sin.shape, 'f32', 'cuda', true),
+    };
+    deviceTables.set(table, copy);
+  }
+  return copy;
+}
+
 export function disposeRopeTable(table: RopeTable): void {
   table.cos.dispose();
   table.sin.dispose();
+  const copy = deviceTables.get(table);
+  if (copy) {
+    copy.cos.dispose();
+    copy.sin.dispose();
+    deviceTables.delete(table);
+  }
 }
 
 function check(x: Tensor, table: RopeTable, offset: number): [number, number, number, number] {
-  assertDtype(where, x, 'f32');
+  assertFloat(where, x);
   if (x.ndim !== 4) throw new Error(`${where}: x must be [B, T, H, HD], got ${x.describe()}`);
-  if (x.device !== table.cos.device) throw new Error(`${where}: x on ${x.device}, table on ${table.cos.device}`);
+  // A CPU table serves cuda too (through its device copy).
+  if (x.device === 'cpu' && table.cos.device !== 'cpu') throw new Error(`${where}: x on ${x.device}, table on ${table.cos.device}`);
   const [B, T, H, HD] = x.shape;
   if (HD !== table.headDim) throw new Error(`${where}: x head dim ${HD} but the table is for ${table.headDim}`);
   if (!Number.isInteger(offset) || offset < 0 || offset + T > table.maxT) {
@@ -71,6 +98,7 @@ function run(out: Tensor, x: Tensor, table: RopeTable, style: RopeStyle, offset:
 
 /** x rotated at positions offset .. offset + T - 1 (a new tensor; differentiable). */
 export function rope(x: Tensor, table: RopeTable, style: RopeStyle, offset = 0): Tensor {
+  if (x.device === 'cuda') return ropeCuda(x, table, style, offset);
   const out = Tensor.empty(x.shape, 'f32', x.device, false);
   run(out, x, table, style, offset, false);
   if (needsGrad(x)) {
@@ -85,6 +113,27 @@ export function rope(x: Tensor, table: RopeTable, style: RopeStyle, offset = 0):
 
 /** Rotates x in place (no autograd): for keys written into a KV cache during generation. */
 export function ropeInPlace_(x: Tensor, table: RopeTable, style: RopeStyle, offset = 0): Tensor {
+  if (x.device === 'cuda') {
+    if (x.dtype !== 'bf16') throw new Error(`${where}: ropeInPlace_ on cuda needs a bf16 tensor, got ${x.describe()}`);
+    return x.copyFrom(noGrad(() => ropeCuda(x, table, style, offset)));
+  }
   run(x, x, table, style, offset, false);
   return x;
+}
+
+/** rope on cuda: the kernel's `backward` flag accumulates R^T dy into the gradient. */
+function ropeCuda(x: Tensor, table: RopeTable, style: RopeStyle, offset: number): Tensor {
+  const [B, T, H, HD] = check(x, table, offset);
+  const { cos, sin } = cudaTable(table);
+  const interleaved = style === 'interleaved';
+  const out = Tensor.empty(x.shape, 'bf16', 'cuda', false);
+  cudaKernels().rope(out.ptr, asBf16(x).ptr, cos.ptr, sin.ptr, B, T, H, HD, offset, interleaved, false);
+  if (needsGrad(x)) {
+    record(out, () => {
+      const dx = gradSink(x, 'bf16');
+      cudaKernels().rope(dx.ptr, asBf16(out.grad!).ptr, cos.ptr, sin.ptr, B, T, H, HD, offset, interleaved, true);
+      dx.finish();
+    });
+  }
+  return out;
 }

@@ -3,14 +3,16 @@
 //   sliceRows(x [N, C], start, count) -> [count, C]   a view
 //   concatRows(parts [n_i, C]...)     -> [Σn_i, C]    a copy
 //   lastRow(x [B, T, C])              -> [B, 1, C]    a copy
-import { gradOf, needsGrad, record } from '../autograd/tape';
+// Outputs keep their input's dtype (f32 on the CPU, bf16 activations on cuda), and so do the gradients.
+import { needsGrad, record } from '../autograd/tape';
 import { Device } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { accumulate } from './elementwise';
+import { gradBuffer } from './grad-target';
 
 export function sliceRows(x: Tensor, start: number, count: number): Tensor {
   const out = x.narrowView(start, count);
-  if (needsGrad(x)) record(out, () => accumulate(gradOf(x).narrowView(start, count), out.grad!));
+  if (needsGrad(x)) record(out, () => accumulate(gradBuffer(x).narrowView(start, count), out.grad!));
   return out;
 }
 
@@ -18,7 +20,7 @@ export function sliceRows(x: Tensor, start: number, count: number): Tensor {
 export function concatRows(parts: Tensor[], rows: number, C: number, device: Device): Tensor {
   const total = parts.reduce((s, p) => s + p.shape[0], 0);
   if (total !== rows) throw new Error(`concatRows: parts hold ${total} rows, expected ${rows}`);
-  const out = Tensor.empty([rows, C], 'f32', device, false);
+  const out = Tensor.empty([rows, C], parts.length ? parts[0].dtype : 'f32', device, false);
   const starts: number[] = [];
   let at = 0;
   for (const p of parts) {
@@ -29,7 +31,7 @@ export function concatRows(parts: Tensor[], rows: number, C: number, device: Dev
   if (needsGrad(...parts)) {
     record(out, () => {
       parts.forEach((p, i) => {
-        if (p.requiresGrad) accumulate(gradOf(p), out.grad!.narrowView(starts[i], p.shape[0]));
+        if (p.requiresGrad) accumulate(gradBuffer(p), out.grad!.narrowView(starts[i], p.shape[0]));
       });
     });
   }
@@ -38,13 +40,13 @@ export function concatRows(parts: Tensor[], rows: number, C: number, device: Dev
 
 export function lastRow(x: Tensor): Tensor {
   const [B, T, C] = x.shape;
-  const out = Tensor.empty([B, 1, C], 'f32', x.device, false);
+  const out = Tensor.empty([B, 1, C], x.dtype, x.device, false);
   const rows = x.reshapeView([B * T, C]);
   const outRows = out.reshapeView([B, C]);
   for (let b = 0; b < B; b++) outRows.narrowView(b, 1).copyFrom(rows.narrowView(b * T + T - 1, 1));
   if (needsGrad(x)) {
     record(out, () => {
-      const g = gradOf(x).reshapeView([B * T, C]);
+      const g = gradBuffer(x).reshapeView([B * T, C]);
       const go = out.grad!.reshapeView([B, C]);
       for (let b = 0; b < B; b++) accumulate(g.narrowView(b * T + T - 1, 1), go.narrowView(b, 1));
     });

@@ -4,6 +4,11 @@
 //   m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2
 //   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps),  t = 1, 2, ...
 // Moments are persistent f32 tensors; each parameter is updated by one fused (threaded) native kernel.
+// On cuda the parameters are f32 master weights: the kernel (native/cuda/kernels/adamw.cu) updates the master and
+// writes its bf16 working copy (lib/cuda/mixed.ts) in the same pass. It has the decoupled decay only, so Adam's
+// L2 term is refused there unless the weight decay is 0 (when both are the same update).
+import { cudaKernels } from '../cuda/kernels';
+import { workingCopy } from '../cuda/mixed';
 import { Tensor } from '../tensor/tensor';
 import { assertDtype, kernels } from '../ops/kernels';
 
@@ -59,16 +64,27 @@ export class AdamW {
     this.weightDecay = checkRange('weightDecay', opts.weightDecay ?? 0, 0, Infinity, true);
     this.decoupled = opts.decoupled ?? true;
     params.forEach((p) => assertDtype(`AdamW: parameter ${p.name || p.describe()}`, p, 'f32'));
-    this.m = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device));
-    this.v = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device));
+    if (!this.decoupled && this.weightDecay > 0 && params.some((p) => p.device === 'cuda')) {
+      throw new Error('AdamW: Adam with L2 weight decay (--optimizer adam) is not supported on cuda; use adamw or weight decay 0');
+    }
+    // zero_(): persistent device memory (cudaMalloc) starts uninitialised.
+    this.m = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device).zero_());
+    this.v = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device).zero_());
   }
 
   /** One update of every parameter that has a gradient, with learning rate `lr` (the schedule's value). */
   step(lr: number = this.lr): void {
     checkRange('lr', lr, 0, Infinity, true);
     this.stepCount++;
+    const bc1 = 1 - this.beta1 ** this.stepCount;
+    const bc2 = 1 - this.beta2 ** this.stepCount;
     this.params.forEach((p, i) => {
       if (!p.grad) return;
+      if (p.device === 'cuda') {
+        cudaKernels().adamw(p.ptr, workingCopy(p).ptr, p.grad.ptr, this.m[i].ptr, this.v[i].ptr, p.size, lr, this.beta1,
+          this.beta2, this.eps, this.weightDecay, bc1, bc2, 1, 0);
+        return;
+      }
       kernels<OptimKernels>(p.device).adamStep(p.ptr, p.grad.ptr, this.m[i].ptr, this.v[i].ptr, p.size, lr, this.beta1,
         this.beta2, this.eps, this.weightDecay, this.decoupled, this.stepCount);
     });

@@ -81,6 +81,15 @@ Napi::Value CastBf16ToF32(const Napi::CallbackInfo& info) {
            "castBf16ToF32");
   return info.Env().Undefined();
 }
+// axpy(y, yBf16, x, xBf16, alpha, n): y += alpha * x
+template <typename K>
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::axpy(mm::ptr<void>(info, 0), mm::flag(info, 1), mm::ptr<void>(info, 2), mm::flag(info, 3),
+                   mm::f32(info, 4), mm::i64(info, 5)),
+           "axpy");
+  return info.Env().Undefined();
+}
 // rmsnormForward(y, h, rstd, x, residual|0, weight, N, C, eps)
 template <typename K>
 Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
@@ -222,6 +231,7 @@ void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "synchronize", Synchronize<K>);
   mm::def(env, table, "castF32ToBf16", CastF32ToBf16<K>);
   mm::def(env, table, "castBf16ToF32", CastBf16ToF32<K>);
+  mm::def(env, table, "axpy", Axpy<K>);
   mm::def(env, table, "rmsnormForward", RmsnormForward<K>);
   mm::def(env, table, "rmsnormBackward", RmsnormBackward<K>);
   mm::def(env, table, "swigluForward", SwigluForward<K>);

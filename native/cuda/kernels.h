@@ -25,6 +25,8 @@ struct MM_CUDA_BACKEND {
   // ---- elementwise (elementwise.cu) ----
   static int cast_f32_to_bf16(uint16_t* out, const float* in, int64_t n);
   static int cast_bf16_to_f32(float* out, const uint16_t* in, int64_t n);
+  // y += alpha * x over n values; y and x each f32 or bf16 (y_bf16, x_bf16), fp32 math. In place (y == x) is fine.
+  static int axpy(void* y, bool y_bf16, const void* x, bool x_bf16, float alpha, int64_t n);
 
   // ---- RMSNorm fused with the residual add (rmsnorm.cu) ----
   // h = x + residual (residual may be null: h = x); y = h / rms(h) * weight; saves h and rstd = 1/rms(h).

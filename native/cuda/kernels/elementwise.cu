@@ -1,4 +1,6 @@
 // Elementwise kernels and dtype casts: f32 <-> bf16 (round to nearest even), n elements. Memory-bound.
+// axpy (y += alpha * x) takes each of x and y as f32 or bf16, with fp32 math: the "+=" of every backward
+// (bf16 activation gradients, f32 parameter gradients), residual adds (a copy then +=) and in-place scaling.
 #include "../common.cuh"
 
 namespace mm::kernels {
@@ -12,6 +14,18 @@ __global__ void cast_f32_to_bf16_kernel(bf16* out, const float* in, int64_t n) {
 __global__ void cast_bf16_to_f32_kernel(float* out, const bf16* in, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __bfloat162float(in[i]);
+}
+
+__global__ void axpy_kernel(void* y, bool y_bf16, const void* x, bool x_bf16, float alpha, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const float xi = x_bf16 ? __bfloat162float(static_cast<const bf16*>(x)[i]) : static_cast<const float*>(x)[i];
+    if (y_bf16) {
+      bf16* yb = static_cast<bf16*>(y);
+      yb[i] = __float2bfloat16(__bfloat162float(yb[i]) + alpha * xi);
+    } else {
+      static_cast<float*>(y)[i] += alpha * xi;
+    }
+  }
 }
 
 // Grid-stride loops: enough blocks to fill the GPU, capped so huge tensors reuse threads.
@@ -34,6 +48,12 @@ int MM_BACKEND::cast_bf16_to_f32(float* out, const uint16_t* in, int64_t n) {
   if (n <= 0) return 0;
   MM_LAUNCH(cast_bf16_to_f32_kernel, grid_for(n), kThreads, 0, 0)(out, as_bf16(in), n);
   return launch_status("cast_bf16_to_f32");
+}
+
+int MM_BACKEND::axpy(void* y, bool y_bf16, const void* x, bool x_bf16, float alpha, int64_t n) {
+  if (n <= 0) return 0;
+  MM_LAUNCH(axpy_kernel, grid_for(n), kThreads, 0, 0)(y, y_bf16, x, x_bf16, alpha, n);
+  return launch_status("axpy");
 }
 
 }  // namespace mm
