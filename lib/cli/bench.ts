@@ -1,5 +1,6 @@
 // `minimind-native bench kernels|train [--json]`: throughput as % of this machine's measured peak.
 import type { Argv, CommandModule } from 'yargs';
+import { benchAllReduce } from '../../bench/allreduce';
 import type { KernelResult } from '../../bench/harness';
 import { benchKernels } from '../../bench/kernels';
 import { benchTokenizer } from '../../bench/tokenizer';
@@ -26,10 +27,10 @@ interface BenchArgs {
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
   command: 'bench <target>',
-  describe: 'Measure throughput: kernels (each op, % of peak), train (tokens/s, MFU, peak memory) or tokenizer (MB/s vs HF)',
+  describe: 'Measure throughput: kernels (each op, % of peak), train (tokens/s, MFU, peak memory) or tokenizer (MB/s vs HF) or allreduce (CPU data-parallel GB/s)',
   builder: (y: Argv) =>
     y
-      .positional('target', { choices: ['kernels', 'train', 'tokenizer'], describe: 'what to benchmark', type: 'string' })
+      .positional('target', { choices: ['kernels', 'train', 'tokenizer', 'allreduce'], describe: 'what to benchmark', type: 'string' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
       .option('filter', { type: 'string', default: '', describe: 'kernels: only names containing this' })
       .option('model-config', { type: 'string', default: 'minimind-v1-small', describe: 'train: named config or config.json' })
@@ -47,6 +48,18 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         console.log(`machine: ${m.threads} threads, peak ${m.peak_gflops.toFixed(1)} GFLOP/s ` +
           `(avx2 ${m.peak_avx2_gflops.toFixed(1)}, avx512 ${m.peak_avx512_gflops.toFixed(1)}), ` +
           `bandwidth ${m.bandwidth_gbps.toFixed(1)} GB/s`);
+      }
+    } else if (argv.target === 'allreduce') {
+      for (const transport of ['shm', 'tcp'] as const) {
+        const r = await benchAllReduce({ transport });
+        if (argv.json) console.log(JSON.stringify(r));
+        else {
+          for (const z of r.sizes) {
+            console.log(`${transport} ${r.world} ranks ${(z.bytes / 2 ** 20).toFixed(0).padStart(3)} MiB: bus ${z.busbw_gbps.toFixed(2)} GB/s ` +
+              `(memcpy ${z.memcpy_gbps.toFixed(2)} GB/s)`);
+          }
+          console.log(`${transport}: DDP adds ${(1e3 * r.ddp.step_overhead_s).toFixed(0)} ms per step for ${(r.ddp.params / 1e6).toFixed(1)}M gradients`);
+        }
       }
     } else if (argv.target === 'tokenizer') {
       const r = await benchTokenizer({ print: !argv.json });

@@ -26,10 +26,6 @@ export function gradTarget(t: Tensor): GradTarget {
  * activation's gradient is bf16 too.
  */
 export function gradBuffer(t: Tensor): Tensor {
-  if (!t.grad && t.isPersistent && t.device === 'cuda') {
-    // Tensor.persistent does not zero-fill device memory (cudaMalloc does not): zero a new parameter gradient.
-    return gradOf(t).zero_();
-  }
   if (t.grad || t.dtype === 'f32' || t.isPersistent) return gradOf(t);
   t.grad = Tensor.zeros(t.shape, t.dtype, t.device);
   return t.grad;

@@ -67,9 +67,8 @@ export class AdamW {
     if (!this.decoupled && this.weightDecay > 0 && params.some((p) => p.device === 'cuda')) {
       throw new Error('AdamW: Adam with L2 weight decay (--optimizer adam) is not supported on cuda; use adamw or weight decay 0');
     }
-    // zero_(): persistent device memory (cudaMalloc) starts uninitialised.
-    this.m = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device).zero_());
-    this.v = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device).zero_());
+    this.m = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device));
+    this.v = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device));
   }
 
   /** One update of every parameter that has a gradient, with learning rate `lr` (the schedule's value). */

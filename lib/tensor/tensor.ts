@@ -77,6 +77,7 @@ export class Tensor {
   static persistent(shape: Shape, dtype: DType = 'f32', device: Device = 'cpu'): Tensor {
     const bytes = numel(shape) * DTYPE_BYTES[dtype];
     const address = allocPersistent(device, bytes);
+    if (device !== 'cpu') backend(device).zero(address, bytes); // the CPU allocator zero-fills; cudaMalloc does not
     return new Tensor(address, [...shape], dtype, device, { arena: null, generation: 0, disposed: false });
   }
 
