@@ -108,7 +108,7 @@ test('plot draws an SVG of a run\'s metrics', () => {
   expect(svg.match(/<path /g)).toHaveLength(3);
 });
 
-test('bench kernels --json and bench train --json have the documented fields', () => {
+test('bench kernels, train and generate --json have the documented fields', () => {
   const k = cli(['bench', 'kernels', '--json', '--filter', 'add']);
   expect(k.code).toBe(0);
   const rep = JSON.parse(k.out);
@@ -118,4 +118,9 @@ test('bench kernels --json and bench train --json have the documented fields', (
   expect(t.code).toBe(0);
   const tr = JSON.parse(t.out);
   for (const key of ['tokens_per_s', 'step_s', 'mfu', 'peak_rss_mb']) expect(tr[key]).toBeGreaterThan(0);
+  const g = cli(['bench', 'generate', '--model-config', 'demo-tiny', '--json']);
+  expect(g.code).toBe(0);
+  const gr = JSON.parse(g.out);
+  expect(gr.new_tokens).toBe(256);
+  for (const key of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'peak_rss_mb']) expect(gr[key]).toBeGreaterThan(0);
 });

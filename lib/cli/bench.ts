@@ -1,6 +1,7 @@
 // `minimind-native bench kernels|train [--json]`: throughput as % of this machine's measured peak.
 import type { Argv, CommandModule } from 'yargs';
 import { benchAllReduce } from '../../bench/allreduce';
+import { benchGenerate } from '../../bench/generate';
 import type { KernelResult } from '../../bench/harness';
 import { benchKernels } from '../../bench/kernels';
 import { benchTokenizer } from '../../bench/tokenizer';
@@ -30,10 +31,10 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
   describe: 'Measure throughput: kernels (each op, % of peak), train (tokens/s, MFU, peak memory) or tokenizer (MB/s vs HF) or allreduce (CPU data-parallel GB/s)',
   builder: (y: Argv) =>
     y
-      .positional('target', { choices: ['kernels', 'train', 'tokenizer', 'allreduce'], describe: 'what to benchmark', type: 'string' })
+      .positional('target', { choices: ['kernels', 'train', 'generate', 'tokenizer', 'allreduce'], describe: 'what to benchmark', type: 'string' })
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
       .option('filter', { type: 'string', default: '', describe: 'kernels: only names containing this' })
-      .option('model-config', { type: 'string', default: 'minimind-v1-small', describe: 'train: named config or config.json' })
+      .option('model-config', { type: 'string', default: 'minimind-v1-small', describe: 'train/generate: named config or config.json' })
       .option('batch-size', { type: 'number', default: 8, describe: 'train: batch size' })
       .option('seq-len', { type: 'number', default: 512, describe: 'train: sequence length' })
       .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' }) as
@@ -48,6 +49,13 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
         console.log(`machine: ${m.threads} threads, peak ${m.peak_gflops.toFixed(1)} GFLOP/s ` +
           `(avx2 ${m.peak_avx2_gflops.toFixed(1)}, avx512 ${m.peak_avx512_gflops.toFixed(1)}), ` +
           `bandwidth ${m.bandwidth_gbps.toFixed(1)} GB/s`);
+      }
+    } else if (argv.target === 'generate') {
+      const r = benchGenerate({ modelConfig: argv['model-config'], promptTokens: 256, newTokens: 256 });
+      if (argv.json) console.log(JSON.stringify(r));
+      else {
+        console.log(`${r.model}, ${r.threads} threads: prefill ${r.prefill_tokens_per_s.toFixed(0)} tokens/s, decode ` +
+          `${r.decode_tokens_per_s.toFixed(1)} tokens/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB`);
       }
     } else if (argv.target === 'allreduce') {
       for (const transport of ['shm', 'tcp'] as const) {
