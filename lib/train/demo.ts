@@ -15,7 +15,7 @@ export const DEMO_WORKSPACE = 'minimind-demo';
 export const DEMO_CONFIG = 'demo-tiny';
 export const DEMO_VOCAB = 2048;
 /** Rows of the demo's SFT data: its conversations are short, so short rows avoid training on padding. */
-export const DEMO_SFT_LEN = 96;
+export const DEMO_SFT_LEN = 64;
 
 export interface DemoPaths {
   root: string;
@@ -79,6 +79,15 @@ export interface DemoScore {
   correct: number;
   total: number;
   samples: { question: string; answer: string; correct: boolean }[];
+}
+
+/** What `demo` prints at the end: a few sample answers (each on one line), the held-out count and time, and
+ * `accuracy: N%`. */
+export function demoReport(score: DemoScore, seconds: number, sampleCount = 6): string {
+  const samples = score.samples.slice(0, sampleCount).map((s) =>
+    `  Q: ${s.question}\n  A: ${s.answer.trim().replace(/\s*\n\s*/g, ' ')}  [${s.correct ? 'right' : 'wrong'}]`);
+  return ['sample answers:', ...samples, `held-out: ${score.correct}/${score.total} in ${seconds.toFixed(0)} s`,
+    `accuracy: ${Math.round(100 * score.accuracy)}%`].join('\n');
 }
 
 /** Greedy answers to the held-out questions, scored by their keywords. */
