@@ -46,8 +46,8 @@ const STAGE_LR: Record<Stage, number> = { pretrain: 5e-4, sft: 1e-4, lora: 1e-4,
 /** Demo runs: enough steps to learn the demo facts in a few minutes on 2 cores (a short warm-up lets the
  * high learning rates start safely from random weights). */
 const DEMO_STEPS: Record<Stage, { steps: number; lr: number; batch: number; seqLen?: number; warmup: number }> = {
-  pretrain: { steps: 300, lr: 2e-3, batch: 16, seqLen: 128, warmup: 20 },
-  sft: { steps: 300, lr: 1e-3, batch: 16, warmup: 10 },
+  pretrain: { steps: 250, lr: 3e-3, batch: 16, seqLen: 128, warmup: 20 },
+  sft: { steps: 400, lr: 1e-3, batch: 16, warmup: 10 },
   lora: { steps: 200, lr: 2e-3, batch: 16, warmup: 0 },
   dpo: { steps: 50, lr: 1e-5, batch: 4, warmup: 0 },
 };

@@ -113,7 +113,8 @@ function pretrainDocuments(facts: Fact[], rng: Rng, targetBytes: number): { text
     const lang = rng.pick(LANGUAGES);
     const kind = rng.next();
     let text: string;
-    if (kind < 0.15) text = story(rng, lang, facts);
+    if (kind < 0.02) text = qaPair(lang, ...rng.pick(GREETINGS[lang])); // so the tokenizer knows their words too
+    else if (kind < 0.15) text = story(rng, lang, facts);
     else {
       // 3-6 facts of one topic (the topic of a random fact, so every fact is equally frequent), written as
       // statements or, so that pretraining already links the questions to their answers, as question-answer pairs.
@@ -171,12 +172,12 @@ function sftConversations(facts: Fact[], rng: Rng): { conversations: ChatMessage
   for (const f of facts) {
     for (const lang of LANGUAGES) for (const q of f[lang].questions) conversations.push(turn(q, f[lang].answer));
   }
-  // Two-turn conversations teach answering a question after a first exchange; opening with a greeting keeps them
+  // Two-turn conversations teach answering a question after a first exchange; opening with a hello keeps them
   // short enough for the demo's SFT rows (DEMO_SFT_LEN).
   for (let i = 0; i < facts.length; i++) {
     const lang = rng.pick(LANGUAGES);
     const f = rng.pick(facts);
-    conversations.push([...turn(...rng.pick(GREETINGS[lang])), ...turn(rng.pick(f[lang].questions), f[lang].answer)]);
+    conversations.push([...turn(...GREETINGS[lang][0]), ...turn(rng.pick(f[lang].questions), f[lang].answer)]);
   }
   for (const lang of LANGUAGES) {
     for (const [q, a] of GREETINGS[lang]) for (let k = 0; k < 5; k++) conversations.push(turn(q, a));
