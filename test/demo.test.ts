@@ -28,10 +28,10 @@ describe('demo corpus', () => {
     expect(c).not.toBe(a);
   });
 
-  test('a closed set of about 200 facts with unique ids', () => {
+  test('a closed set of about 120 facts with unique ids', () => {
     const facts = demoFacts();
-    expect(facts.length).toBeGreaterThanOrEqual(180);
-    expect(facts.length).toBeLessThanOrEqual(220);
+    expect(facts.length).toBeGreaterThanOrEqual(100);
+    expect(facts.length).toBeLessThanOrEqual(140);
     expect(new Set(facts.map((f) => f.id)).size).toBe(facts.length);
   });
 
@@ -74,6 +74,17 @@ describe('demo corpus', () => {
     for (const pair of corpus.dpo) {
       const item = heldoutByAnswer.get(pair.chosen[1].content)!;
       expect(scoreAnswer(pair.rejected[1].content, item)).toBe(false);
+    }
+  });
+
+  test('a held-out phrasing is trained with other facts of its topic (here: the capitals)', () => {
+    const capitals = demoFacts().filter((f) => f.topic === 'capital');
+    const country = (id: string) => id[8].toUpperCase() + id.slice(9);
+    for (const f of capitals) {
+      const others = capitals.filter((g) => g !== f);
+      const trainedElsewhere = others.filter((g) =>
+        g.en.questions.includes(f.en.heldout[0].replace(country(f.id), country(g.id))));
+      expect(trainedElsewhere.length).toBeGreaterThan(others.length / 2);
     }
   });
 

@@ -21,7 +21,7 @@ interface TrainArgs {
   accum: number;
   lr?: number;
   'min-lr'?: number;
-  warmup: number;
+  warmup?: number;
   epochs: number;
   'max-steps'?: number;
   'weight-decay': number;
@@ -44,12 +44,13 @@ interface TrainArgs {
 
 /** MiniMind's learning rates per stage (pretrain uses a higher one, suited to small batches on a CPU). */
 const STAGE_LR: Record<Stage, number> = { pretrain: 5e-4, sft: 1e-4, lora: 1e-4, dpo: 4e-5 };
-/** Demo runs: enough steps to learn the demo facts in a few minutes on 2 cores. */
-const DEMO_STEPS: Record<Stage, { steps: number; lr: number; batch: number; seqLen?: number }> = {
-  pretrain: { steps: 300, lr: 2e-3, batch: 16, seqLen: 128 },
-  sft: { steps: 300, lr: 1e-3, batch: 16 },
-  lora: { steps: 200, lr: 2e-3, batch: 16 },
-  dpo: { steps: 50, lr: 1e-5, batch: 4 },
+/** Demo runs: enough steps to learn the demo facts in a few minutes on 2 cores (a short warm-up lets the
+ * high learning rates start safely from random weights). */
+const DEMO_STEPS: Record<Stage, { steps: number; lr: number; batch: number; seqLen?: number; warmup: number }> = {
+  pretrain: { steps: 250, lr: 3e-3, batch: 16, seqLen: 128, warmup: 20 },
+  sft: { steps: 400, lr: 1e-3, batch: 16, warmup: 10 },
+  lora: { steps: 200, lr: 2e-3, batch: 16, warmup: 0 },
+  dpo: { steps: 50, lr: 1e-5, batch: 4, warmup: 0 },
 };
 
 export async function resolveTrainOptions(argv: TrainArgs): Promise<RunOptions> {
@@ -91,7 +92,7 @@ export async function resolveTrainOptions(argv: TrainArgs): Promise<RunOptions> 
     accum: argv.accum,
     lr: argv.lr ?? (demo ? d.lr : STAGE_LR[stage]),
     minLr: argv['min-lr'] ?? null,
-    warmup: argv.warmup,
+    warmup: argv.warmup ?? (demo ? d.warmup : 0),
     epochs: argv.epochs,
     maxSteps: argv['max-steps'] ?? (demo ? d.steps : null),
     weightDecay: argv['weight-decay'],
@@ -124,7 +125,7 @@ const TRAIN_OPTIONS = {
   accum: { type: 'number', default: 1, describe: 'micro-batches per optimizer step' },
   lr: { type: 'number', describe: 'peak learning rate' },
   'min-lr': { type: 'number', describe: 'final learning rate (default lr/10)' },
-  warmup: { type: 'number', default: 0, describe: 'warm-up optimizer steps' },
+  warmup: { type: 'number', describe: 'warm-up optimizer steps (default 0; demo runs: a few)' },
   epochs: { type: 'number', default: 1 },
   'max-steps': { type: 'number', describe: 'optimizer steps (overrides --epochs)' },
   'weight-decay': { type: 'number', default: 0 },

@@ -1,17 +1,15 @@
-// The closed set of facts behind the embedded demo corpus (about 190), each in English and Chinese: capitals of
-// invented countries, animals (food, sounds, legs), colours, a small family with pets, additions and
-// subtractions, and a few everyday facts. Every fact carries
+// The closed set of facts behind the embedded demo corpus (about 120), each in English and Chinese: capitals,
+// animals (food, sounds, legs), colours, a small family with pets, small additions and subtractions, and units of
+// time. Every fact carries
 //   statements  sentences for the pretraining text
-//   questions   the phrasings used in SFT and DPO
-//   heldout     other phrasings, never used in training, for evaluation
+//   questions   the phrasings used in SFT, DPO and the pretraining text's question-answer pairs
+//   heldout     a phrasing never used with this fact in training, for evaluation (see splitPhrasings)
 //   answer      the short templated answer (the SFT reply)
 //   wrong       a plausible wrong answer (a DPO rejected reply)
 //   keywords    what a correct reply must contain
 // The facts are fixed (no seed): the seed of writeDemoData only changes which sentences are sampled.
-import { Rng } from '../util/random';
-
 export type Language = 'en' | 'zh';
-export type Topic = 'capital' | 'animal' | 'color' | 'family' | 'arithmetic' | 'everyday';
+export type Topic = 'capital' | 'animal' | 'color' | 'family' | 'arithmetic' | 'time';
 
 export interface FactText {
   statements: string[];
@@ -31,65 +29,50 @@ export interface Fact {
 
 const capitalize = (s: string) => s[0].toUpperCase() + s.slice(1);
 
-// ---- capitals of invented countries -----------------------------------------------------------------------------
+// ---- question templates shared by the facts of a topic -----------------------------------------------------------
 
-/** Syllables with a Chinese transliteration, so invented names exist in both languages. */
-const SYLLABLES: [string, string][] = [
-  ['ka', '卡'], ['mi', '米'], ['lo', '洛'], ['ra', '拉'], ['ta', '塔'], ['no', '诺'], ['su', '苏'], ['be', '贝'],
-  ['do', '多'], ['fi', '菲'], ['ge', '格'], ['ha', '哈'], ['ki', '基'], ['lu', '鲁'], ['ma', '玛'], ['ne', '内'],
-  ['pa', '帕'], ['ri', '里'], ['so', '索'], ['ti', '蒂'], ['va', '瓦'], ['ze', '泽'], ['bo', '波'], ['da', '达'],
-  ['mo', '莫'], ['na', '纳'], ['to', '托'], ['sa', '萨'], ['le', '勒'], ['vi', '维'],
-];
-const COUNTRY_ENDINGS: [string, string][] = [['ria', '利亚'], ['land', '兰'], ['stan', '斯坦'], ['nia', '尼亚']];
-
-/** 50 invented country/capital pairs, generated once from a fixed seed. */
-function inventedCountries(count: number): { country: [string, string]; capital: [string, string] }[] {
-  const rng = new Rng(20241015);
-  const used = new Set<string>();
-  const name = (parts: [string, string][]): [string, string] =>
-    [capitalize(parts.map((p) => p[0]).join('')), parts.map((p) => p[1]).join('')];
-  const fresh = (make: () => [string, string]): [string, string] => {
-    for (;;) {
-      const n = make();
-      if (!used.has(n[0]) && !used.has(n[1])) {
-        used.add(n[0]);
-        used.add(n[1]);
-        return n;
-      }
-    }
-  };
-  const countries = Array.from({ length: count },
-    () => fresh(() => name([rng.pick(SYLLABLES), rng.pick(SYLLABLES), rng.pick(COUNTRY_ENDINGS)])));
-  // A capital must not be the start of a country's name, or echoing the question would look like an answer
-  // (returning an already used name makes fresh() draw again).
-  const capitals = Array.from({ length: count }, () => fresh(() => {
-    const n = name([rng.pick(SYLLABLES), rng.pick(SYLLABLES)]);
-    return countries.some((c) => c[1].startsWith(n[1])) ? countries[0] : n;
-  }));
-  const pairs = countries.map((country, i) => ({ country, capital: capitals[i] }));
-  return pairs;
+/**
+ * Splits a topic's question phrasings (one function of the fact's subject each) between training and evaluation:
+ * fact i of the topic holds out phrasing i mod K and trains on the others. Every phrasing is therefore trained with
+ * most facts of its topic, so the model can learn what it asks, yet each held-out question pairs a phrasing and a
+ * fact that never occur together in training.
+ */
+function splitPhrasings(phrasings: string[], i: number): { questions: string[]; heldout: string[] } {
+  const k = i % phrasings.length;
+  return { questions: phrasings.filter((_, j) => j !== k), heldout: [phrasings[k]] };
 }
 
+// ---- capitals -----------------------------------------------------------------------------------------------------
+
+/** [country, capital, Chinese country, Chinese capital] */
+const CAPITALS: [string, string, string, string][] = [
+  ['France', 'Paris', '法国', '巴黎'], ['Japan', 'Tokyo', '日本', '东京'], ['China', 'Beijing', '中国', '北京'],
+  ['Italy', 'Rome', '意大利', '罗马'], ['Germany', 'Berlin', '德国', '柏林'], ['Spain', 'Madrid', '西班牙', '马德里'],
+  ['Russia', 'Moscow', '俄罗斯', '莫斯科'], ['Egypt', 'Cairo', '埃及', '开罗'], ['England', 'London', '英国', '伦敦'],
+  ['Korea', 'Seoul', '韩国', '首尔'], ['Canada', 'Ottawa', '加拿大', '渥太华'], ['Greece', 'Athens', '希腊', '雅典'],
+  ['Thailand', 'Bangkok', '泰国', '曼谷'], ['Kenya', 'Nairobi', '肯尼亚', '内罗毕'], ['Peru', 'Lima', '秘鲁', '利马'],
+  ['Norway', 'Oslo', '挪威', '奥斯陆'],
+];
+
 function capitalFacts(): Fact[] {
-  const countries = inventedCountries(50);
-  return countries.map(({ country: [C, Cz], capital: [K, Kz] }, i) => {
-    const [W, Wz] = countries[(i + 1) % countries.length].capital;
+  return CAPITALS.map(([C, K, Cz, Kz], i) => {
+    const [, W, , Wz] = CAPITALS[(i + 1) % CAPITALS.length];
     return {
       id: `capital-${C.toLowerCase()}`,
       topic: 'capital',
       en: {
         statements: [`The capital of ${C} is ${K}.`, `${K} is the capital city of ${C}.`,
           `${C} is a country. Its capital is ${K}.`],
-        questions: [`What is the capital of ${C}?`, `Tell me the capital of ${C}.`],
-        heldout: [`Which city is the capital of ${C}?`, `Do you know what the capital of ${C} is?`],
+        ...splitPhrasings([`What is the capital of ${C}?`, `Tell me the capital of ${C}.`,
+          `Which city is the capital of ${C}?`, `Do you know what the capital of ${C} is?`], i),
         answer: `The capital of ${C} is ${K}.`,
         wrong: `The capital of ${C} is ${W}.`,
         keywords: [K],
       },
       zh: {
         statements: [`${Cz}的首都是${Kz}。`, `${Kz}是${Cz}的首都。`, `${Cz}是一个国家，它的首都是${Kz}。`],
-        questions: [`${Cz}的首都是哪里？`, `${Cz}的首都是什么？`],
-        heldout: [`哪座城市是${Cz}的首都？`, `你知道${Cz}的首都吗？`],
+        ...splitPhrasings([`${Cz}的首都是哪里？`, `${Cz}的首都是什么？`, `哪座城市是${Cz}的首都？`, `你知道${Cz}的首都吗？`],
+          i + 1),
         answer: `${Cz}的首都是${Kz}。`,
         wrong: `${Cz}的首都是${Wz}。`,
         keywords: [Kz],
@@ -124,14 +107,14 @@ function animalFacts(): Fact[] {
       en: {
         statements: [`${capitalize(article(a))} eats ${f}.`, `The favorite food of ${article(a)} is ${f}.`,
           `${capitalize(f)} is what ${article(a)} likes to eat.`],
-        questions: [`What does ${article(a)} eat?`, `What food does ${article(a)} like?`],
-        heldout: [`What is the favorite food of ${article(a)}?`, `Tell me what ${article(a)} likes to eat.`],
+        ...splitPhrasings([`What does ${article(a)} eat?`, `What food does ${article(a)} like?`,
+          `What is the favorite food of ${article(a)}?`, `Tell me what ${article(a)} likes to eat.`], i),
         answer: `${capitalize(article(a))} eats ${f}.`, wrong: `${capitalize(article(a))} eats ${w}.`, keywords: [f],
       },
       zh: {
         statements: [`${az}吃${fz}。`, `${az}最喜欢吃${fz}。`, `${fz}是${az}爱吃的食物。`],
-        questions: [`${az}吃什么？`, `${az}喜欢吃什么？`],
-        heldout: [`${az}最爱吃的食物是什么？`, `你知道${az}平时吃什么吗？`],
+        ...splitPhrasings([`${az}吃什么？`, `${az}喜欢吃什么？`,
+          `${az}最爱吃的食物是什么？`, `你知道${az}平时吃什么吗？`], i + 1),
         answer: `${az}吃${fz}。`, wrong: `${az}吃${wz}。`, keywords: [fz],
       },
     };
@@ -142,14 +125,14 @@ function animalFacts(): Fact[] {
       id: `sound-${a}`, topic: 'animal',
       en: {
         statements: [`${capitalize(article(a))} says ${s}.`, `When ${article(a)} talks, it says ${s}.`],
-        questions: [`What does ${article(a)} say?`, `What sound does ${article(a)} make?`],
-        heldout: [`How does ${article(a)} sound?`, `Which sound comes from ${article(a)}?`],
+        ...splitPhrasings([`What does ${article(a)} say?`, `What sound does ${article(a)} make?`,
+          `How does ${article(a)} sound?`, `Which sound comes from ${article(a)}?`], i),
         answer: `${capitalize(article(a))} says ${s}.`, wrong: `${capitalize(article(a))} says ${w}.`, keywords: [s],
       },
       zh: {
         statements: [`${az}会${sz}叫。`, `${az}的叫声是${sz}。`],
-        questions: [`${az}怎么叫？`, `${az}的叫声是什么？`],
-        heldout: [`${az}会发出什么声音？`, `你知道${az}是怎么叫的吗？`],
+        ...splitPhrasings([`${az}怎么叫？`, `${az}的叫声是什么？`,
+          `${az}会发出什么声音？`, `你知道${az}是怎么叫的吗？`], i + 1),
         answer: `${az}会${sz}叫。`, wrong: `${az}会${wz}叫。`, keywords: [sz],
       },
     };
@@ -160,15 +143,15 @@ function animalFacts(): Fact[] {
       id: `legs-${a}`, topic: 'animal',
       en: {
         statements: [`${capitalize(article(a))} has ${n} legs.`, `Count the legs of ${article(a)}: there are ${n}.`],
-        questions: [`How many legs does ${article(a)} have?`, `How many legs has ${article(a)} got?`],
-        heldout: [`What is the number of legs of ${article(a)}?`, `Count the legs of ${article(a)} for me.`],
+        ...splitPhrasings([`How many legs does ${article(a)} have?`, `How many legs has ${article(a)} got?`,
+          `What is the number of legs of ${article(a)}?`, `Count the legs of ${article(a)} for me.`], i),
         answer: `${capitalize(article(a))} has ${n} legs.`, wrong: `${capitalize(article(a))} has ${w} legs.`,
         keywords: [String(n)],
       },
       zh: {
         statements: [`${az}有${n}条腿。`, `数一数${az}的腿，一共有${n}条。`],
-        questions: [`${az}有几条腿？`, `${az}有多少条腿？`],
-        heldout: [`${az}的腿一共有几条？`, `请数一数${az}有几条腿。`],
+        ...splitPhrasings([`${az}有几条腿？`, `${az}有多少条腿？`,
+          `${az}的腿一共有几条？`, `请数一数${az}有几条腿。`], i + 1),
         answer: `${az}有${n}条腿。`, wrong: `${az}有${w}条腿。`, keywords: [String(n)],
       },
     };
@@ -198,14 +181,14 @@ function colorFacts(): Fact[] {
       id: `color-${s.replace(/^(the|a|an) /, '')}`, topic: 'color',
       en: {
         statements: [`${capitalize(s)} is ${c}.`, `The color of ${s} is ${c}.`, `Look at ${s}: it is ${c}.`],
-        questions: [`What color is ${s}?`, `What is the color of ${s}?`],
-        heldout: [`Which color does ${s} have?`, `Tell me the color of ${s}.`],
+        ...splitPhrasings([`What color is ${s}?`, `What is the color of ${s}?`,
+          `Which color does ${s} have?`, `Tell me the color of ${s}.`], i),
         answer: `${capitalize(s)} is ${c}.`, wrong: `${capitalize(s)} is ${w}.`, keywords: [c],
       },
       zh: {
         statements: [`${sz}是${cz}色的。`, `${sz}的颜色是${cz}色。`, `看，${sz}是${cz}色的。`],
-        questions: [`${sz}是什么颜色的？`, `${sz}的颜色是什么？`],
-        heldout: [`${sz}是哪种颜色？`, `你知道${sz}是什么颜色吗？`],
+        ...splitPhrasings([`${sz}是什么颜色的？`, `${sz}的颜色是什么？`,
+          `${sz}是哪种颜色？`, `你知道${sz}是什么颜色吗？`], i + 1),
         answer: `${sz}是${cz}色的。`, wrong: `${sz}是${wz}色的。`, keywords: [`${cz}色`],
       },
     };
@@ -256,28 +239,25 @@ const RELATIONS: [Person, string, string, Person][] = [
     [c.kid, 'grandmother', c.grandparentWords[0], PEOPLE.rose], [c.kid, 'grandfather', c.grandparentWords[1], PEOPLE.jack],
     [c.kid, c.siblingWord[0], c.siblingWord[1], c.sibling],
   ]),
-  [PEOPLE.sam, 'mother', '妈妈', PEOPLE.rose], [PEOPLE.sam, 'father', '爸爸', PEOPLE.jack],
-  [PEOPLE.lucy, 'mother', '妈妈', PEOPLE.rose], [PEOPLE.lucy, 'father', '爸爸', PEOPLE.jack],
-  [PEOPLE.sam, 'wife', '妻子', PEOPLE.emma], [PEOPLE.emma, 'husband', '丈夫', PEOPLE.sam],
-  [PEOPLE.lucy, 'husband', '丈夫', PEOPLE.leo], [PEOPLE.leo, 'wife', '妻子', PEOPLE.lucy],
 ];
 
 function familyFacts(): Fact[] {
   const relations = RELATIONS.map(([who, rel, relZh, whom], i): Fact => {
-    const other = RELATIONS[(i + 7) % RELATIONS.length][3];
-    const w = other === whom ? PEOPLE.leo : other;
+    let j = (i + 7) % RELATIONS.length;
+    while (RELATIONS[j][3] === whom) j = (j + 1) % RELATIONS.length;
+    const w = RELATIONS[j][3];
     return {
       id: `family-${who.en.toLowerCase()}-${rel}`, topic: 'family',
       en: {
         statements: [`${who.en}'s ${rel} is ${whom.en}.`, `${whom.en} is the ${rel} of ${who.en}.`],
-        questions: [`Who is ${who.en}'s ${rel}?`, `What is the name of ${who.en}'s ${rel}?`],
-        heldout: [`Can you tell me who ${who.en}'s ${rel} is?`, `Who is the ${rel} of ${who.en}?`],
+        ...splitPhrasings([`Who is ${who.en}'s ${rel}?`, `What is the name of ${who.en}'s ${rel}?`,
+          `Can you tell me who ${who.en}'s ${rel} is?`, `Who is the ${rel} of ${who.en}?`], i),
         answer: `${who.en}'s ${rel} is ${whom.en}.`, wrong: `${who.en}'s ${rel} is ${w.en}.`, keywords: [whom.en],
       },
       zh: {
         statements: [`${who.zh}的${relZh}是${whom.zh}。`, `${whom.zh}是${who.zh}的${relZh}。`],
-        questions: [`${who.zh}的${relZh}是谁？`, `${who.zh}的${relZh}叫什么名字？`],
-        heldout: [`谁是${who.zh}的${relZh}？`, `你知道${who.zh}的${relZh}是谁吗？`],
+        ...splitPhrasings([`${who.zh}的${relZh}是谁？`, `${who.zh}的${relZh}叫什么名字？`,
+          `谁是${who.zh}的${relZh}？`, `你知道${who.zh}的${relZh}是谁吗？`], i + 1),
         answer: `${who.zh}的${relZh}是${whom.zh}。`, wrong: `${who.zh}的${relZh}是${w.zh}。`, keywords: [whom.zh],
       },
     };
@@ -288,15 +268,15 @@ function familyFacts(): Fact[] {
       id: `pet-${owner.en.toLowerCase()}`, topic: 'family',
       en: {
         statements: [`${owner.en} has a ${kind} named ${name.en}.`, `${name.en} is ${owner.en}'s ${kind}.`],
-        questions: [`What is the name of ${owner.en}'s ${kind}?`, `What is ${owner.en}'s ${kind} called?`],
-        heldout: [`How is ${owner.en}'s ${kind} named?`, `Tell me the name of the ${kind} that ${owner.en} has.`],
+        ...splitPhrasings([`What is the name of ${owner.en}'s ${kind}?`, `What is ${owner.en}'s ${kind} called?`,
+          `How is ${owner.en}'s ${kind} named?`, `Tell me the name of the ${kind} that ${owner.en} has.`], i),
         answer: `${owner.en}'s ${kind} is called ${name.en}.`, wrong: `${owner.en}'s ${kind} is called ${w.en}.`,
         keywords: [name.en],
       },
       zh: {
         statements: [`${owner.zh}有一只${kindZh}，名字叫${name.zh}。`, `${name.zh}是${owner.zh}的${kindZh}。`],
-        questions: [`${owner.zh}的${kindZh}叫什么名字？`, `${owner.zh}的${kindZh}叫什么？`],
-        heldout: [`${owner.zh}养的${kindZh}名字是什么？`, `你知道${owner.zh}的${kindZh}叫什么吗？`],
+        ...splitPhrasings([`${owner.zh}的${kindZh}叫什么名字？`, `${owner.zh}的${kindZh}叫什么？`,
+          `${owner.zh}养的${kindZh}名字是什么？`, `你知道${owner.zh}的${kindZh}叫什么吗？`], i + 1),
         answer: `${owner.zh}的${kindZh}叫${name.zh}。`, wrong: `${owner.zh}的${kindZh}叫${w.zh}。`, keywords: [name.zh],
       },
     };
@@ -312,68 +292,64 @@ function arithmeticFacts(): Fact[] {
     const r = op === 'plus' ? a + b : a - b;
     const opZh = op === 'plus' ? '加' : '减';
     const w = r + 1;
+    const i = facts.length;
     facts.push({
       id: `${op}-${a}-${b}`, topic: 'arithmetic',
       en: {
         statements: [`${a} ${op} ${b} is ${r}.`, `${a} ${op} ${b} equals ${r}.`],
-        questions: [`What is ${a} ${op} ${b}?`, `${a} ${op} ${b} equals what?`],
-        heldout: [`How much is ${a} ${op} ${b}?`, `Please compute ${a} ${op} ${b}.`],
+        ...splitPhrasings([`What is ${a} ${op} ${b}?`, `${a} ${op} ${b} equals what?`,
+          `How much is ${a} ${op} ${b}?`, `Please compute ${a} ${op} ${b}.`], i),
         answer: `${a} ${op} ${b} is ${r}.`, wrong: `${a} ${op} ${b} is ${w}.`, keywords: [String(r)],
       },
       zh: {
         statements: [`${a}${opZh}${b}等于${r}。`, `${a}${opZh}${b}的结果是${r}。`],
-        questions: [`${a}${opZh}${b}等于几？`, `${a}${opZh}${b}等于多少？`],
-        heldout: [`${a}${opZh}上${b}是多少？`, `请算一算${a}${opZh}${b}。`],
+        ...splitPhrasings([`${a}${opZh}${b}等于几？`, `${a}${opZh}${b}等于多少？`,
+          `${a}${opZh}上${b}是多少？`, `请算一算${a}${opZh}${b}。`], i + 1),
         answer: `${a}${opZh}${b}等于${r}。`, wrong: `${a}${opZh}${b}等于${w}。`, keywords: [String(r)],
       },
     });
   };
-  for (let a = 1; a <= 9; a++) for (let b = a; b <= 9; b++) add(a, b, 'plus');
-  for (const [a, b] of [[5, 2], [6, 1], [6, 3], [7, 2], [7, 4], [8, 3], [8, 5], [9, 1], [9, 4], [9, 6], [10, 3],
-    [10, 5], [10, 7], [12, 4], [15, 5]]) add(a, b, 'minus');
+  for (let a = 1; a <= 6; a++) for (let b = a; b <= 6; b++) add(a, b, 'plus');
+  for (const [a, b] of [[5, 2], [6, 1], [6, 3], [7, 2], [7, 4], [8, 3], [8, 5], [9, 4], [10, 5]]) add(a, b, 'minus');
   return facts;
 }
 
-// ---- everyday facts -----------------------------------------------------------------------------------------------
+// ---- units of time -----------------------------------------------------------------------------------------------
 
-/** [id, en statement, en question, en held-out, keyword, wrong keyword, zh statement, zh question, zh held-out,
- *  zh keyword, zh wrong keyword]; the statement is also the answer, the keyword swapped gives the wrong one. */
-const EVERYDAY: string[][] = [
-  ['week', 'A week has 7 days.', 'How many days are in a week?', 'What is the number of days in one week?', '7', '5',
-    '一个星期有7天。', '一个星期有几天？', '一周一共有多少天？', '7', '5'],
-  ['year', 'A year has 12 months.', 'How many months are in a year?', 'What is the number of months in one year?',
-    '12', '10', '一年有12个月。', '一年有几个月？', '一年一共有多少个月？', '12', '10'],
-  ['day', 'A day has 24 hours.', 'How many hours are in a day?', 'What is the number of hours in one day?', '24',
-    '12', '一天有24个小时。', '一天有几个小时？', '一天一共有多少小时？', '24', '12'],
-  ['hour', 'An hour has 60 minutes.', 'How many minutes are in an hour?', 'What is the number of minutes in one hour?',
-    '60', '100', '一个小时有60分钟。', '一个小时有几分钟？', '一小时一共有多少分钟？', '60', '100'],
-  ['sun', 'The sun rises in the east.', 'Where does the sun rise?', 'In which direction does the sun come up?', 'east',
-    'west', '太阳从东方升起。', '太阳从哪里升起？', '太阳是从哪个方向出来的？', '东', '西'],
-  ['bee', 'Bees make honey.', 'What do bees make?', 'Which food is made by bees?', 'honey', 'milk',
-    '蜜蜂会酿蜂蜜。', '蜜蜂会酿什么？', '蜜蜂能做出什么食物？', '蜂蜜', '牛奶'],
-  ['ice', 'Water turns into ice when it is cold.', 'What does water turn into when it is cold?',
-    'When it gets cold, what does water become?', 'ice', 'steam',
-    '天冷的时候水会变成冰。', '天冷的时候水会变成什么？', '水遇冷以后会变成什么？', '冰', '水蒸气'],
-  ['fish', 'Fish live in water.', 'Where do fish live?', 'In what place can you find fish living?', 'water', 'trees',
-    '鱼生活在水里。', '鱼生活在哪里？', '鱼住在什么地方？', '水里', '树上'],
-  ['stars', 'We see the stars at night.', 'When do we see the stars?', 'At what time of day can we see stars?',
-    'night', 'noon', '我们在晚上看到星星。', '我们什么时候看到星星？', '一天中什么时候能看见星星？', '晚上', '中午'],
-  ['moon', 'The moon goes around the earth.', 'What does the moon go around?', 'The moon circles which planet?',
-    'earth', 'sun', '月亮绕着地球转。', '月亮绕着什么转？', '月亮围绕哪个星球转动？', '地球', '太阳'],
+/** [English whole ("a week"), English part ("days"), count, Chinese whole, Chinese part with its measure word] */
+const TIME_UNITS: [string, string, number, string, string][] = [
+  ['a week', 'days', 7, '一个星期', '天'], ['a year', 'months', 12, '一年', '个月'],
+  ['a day', 'hours', 24, '一天', '个小时'], ['an hour', 'minutes', 60, '一个小时', '分钟'],
+  ['a minute', 'seconds', 60, '一分钟', '秒'], ['a year', 'seasons', 4, '一年', '个季节'],
 ];
 
-function everydayFacts(): Fact[] {
-  return EVERYDAY.map(([id, s, q, h, k, wk, sz, qz, hz, kz, wkz]): Fact => ({
-    id: `everyday-${id}`, topic: 'everyday',
-    en: { statements: [s], questions: [q], heldout: [h], answer: s, wrong: s.replace(k, wk), keywords: [k] },
-    zh: { statements: [sz], questions: [qz], heldout: [hz], answer: sz, wrong: sz.replace(kz, wkz), keywords: [kz] },
-  }));
+function timeFacts(): Fact[] {
+  return TIME_UNITS.map(([whole, part, n, wholeZh, partZh], i): Fact => {
+    const one = whole.replace(/^an? /, 'one ');
+    const w = n === 12 ? 10 : 12;
+    return {
+      id: `time-${part}-in-${whole.replace(/^an? /, '')}`, topic: 'time',
+      en: {
+        statements: [`${capitalize(whole)} has ${n} ${part}.`, `There are ${n} ${part} in ${whole}.`],
+        ...splitPhrasings([`How many ${part} are in ${whole}?`, `How many ${part} does ${whole} have?`,
+          `What is the number of ${part} in ${one}?`, `Tell me how many ${part} there are in ${whole}.`], i),
+        answer: `${capitalize(whole)} has ${n} ${part}.`, wrong: `${capitalize(whole)} has ${w} ${part}.`,
+        keywords: [String(n)],
+      },
+      zh: {
+        statements: [`${wholeZh}有${n}${partZh}。`, `${wholeZh}一共是${n}${partZh}。`],
+        ...splitPhrasings([`${wholeZh}有几${partZh}？`, `${wholeZh}有多少${partZh}？`, `${wholeZh}一共有多少${partZh}？`,
+          `你知道${wholeZh}有几${partZh}吗？`], i + 1),
+        answer: `${wholeZh}有${n}${partZh}。`, wrong: `${wholeZh}有${w}${partZh}。`, keywords: [String(n)],
+      },
+    };
+  });
 }
 
 /** Every fact of the demo world, in a fixed order. */
 export function demoFacts(): Fact[] {
   return [...capitalFacts(), ...animalFacts(), ...colorFacts(), ...familyFacts(), ...arithmeticFacts(),
-    ...everydayFacts()];
+    ...timeFacts()];
 }
 
 export { ANIMAL_FOODS };

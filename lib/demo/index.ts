@@ -1,11 +1,12 @@
 // The embedded demo corpus: a small bilingual world (facts.ts) written as the four files a training run needs,
 // generated deterministically from a seed (no downloads):
-//   pretrain.jsonl  {"text"}: paragraphs of fact statements and short stories about the family (~2 MB)
+//   pretrain.jsonl  {"text"}: paragraphs of fact statements, question-answer pairs (training phrasings) and short
+//                   stories about the family (~2 MB)
 //   sft.jsonl       {"conversations"}: one question per fact, language and training phrasing, answered with the
-//                   short templated answer; some two-fact conversations; a few greetings
+//                   short templated answer; some greeting-then-question conversations; a few greetings
 //   dpo.jsonl       {"chosen", "rejected"}: the same questions, the right answer against a wrong one
-//   heldout.jsonl   {question, answer, keywords, lang, topic, fact}: one paraphrased question per fact and
-//                   language (never seen in training), scored by scoreAnswer
+//   heldout.jsonl   {question, answer, keywords, lang, topic, fact}: one question per fact and language, in a
+//                   phrasing trained only with the topic's other facts (facts.ts), scored by scoreAnswer
 // Answers are short and templated and the facts a closed set, so a tiny model learns them in minutes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -48,9 +49,9 @@ const LANGUAGES: Language[] = ['en', 'zh'];
 
 const GREETINGS: Record<Language, [string, string][]> = {
   en: [['Hello!', 'Hello! How can I help you?'], ['Who are you?', 'I am MiniMind, a small language model.'],
-    ['What can you do?', 'I can answer simple questions about capitals, animals, colors, families and numbers.']],
+    ['What can you do?', 'I answer simple questions about capitals, animals, colors and numbers.']],
   zh: [['你好', '你好！有什么可以帮你的吗？'], ['你是谁？', '我是MiniMind，一个小小的语言模型。'],
-    ['你能做什么？', '我可以回答关于首都、动物、颜色、家人和数字的简单问题。']],
+    ['你能做什么？', '我可以回答关于首都、动物、颜色和数字的简单问题。']],
 };
 
 /** Builds the whole corpus in memory (it is small). */
@@ -106,24 +107,31 @@ const joinSentences = (lang: Language, sentences: string[]) => sentences.join(la
 function pretrainDocuments(facts: Fact[], rng: Rng, targetBytes: number): { text: string }[] {
   const byTopic = new Map<Topic, Fact[]>();
   for (const f of facts) byTopic.set(f.topic, [...(byTopic.get(f.topic) ?? []), f]);
-  const topics = [...byTopic.keys()];
   const docs: { text: string }[] = [];
   let bytes = 0;
   while (bytes < targetBytes) {
     const lang = rng.pick(LANGUAGES);
+    const kind = rng.next();
     let text: string;
-    if (rng.next() < 0.25) text = story(rng, lang, facts);
+    if (kind < 0.02) text = qaPair(lang, ...rng.pick(GREETINGS[lang])); // so the tokenizer knows their words too
+    else if (kind < 0.15) text = story(rng, lang, facts);
     else {
-      // A paragraph of 3-6 statements on one topic.
-      const pool = byTopic.get(rng.pick(topics))!;
-      const sentences = Array.from({ length: 3 + rng.int(4) }, () => rng.pick(rng.pick(pool)[lang].statements));
-      text = joinSentences(lang, sentences);
+      // 3-6 facts of one topic (the topic of a random fact, so every fact is equally frequent), written as
+      // statements or, so that pretraining already links the questions to their answers, as question-answer pairs.
+      const pool = byTopic.get(rng.pick(facts).topic)!;
+      const picked = Array.from({ length: 3 + rng.int(4) }, () => rng.pick(pool)[lang]);
+      text = kind < 0.55
+        ? joinSentences(lang, picked.map((f) => rng.pick(f.statements)))
+        : picked.map((f) => qaPair(lang, rng.pick(f.questions), f.answer)).join('\n');
     }
     docs.push({ text });
     bytes += Buffer.byteLength(JSON.stringify({ text })) + 1;
   }
   return docs;
 }
+
+const qaPair = (lang: Language, question: string, answer: string) =>
+  (lang === 'en' ? `Question: ${question} Answer: ${answer}` : `问：${question}答：${answer}`);
 
 /** A short story about one child of the family, consistent with the facts. */
 function story(rng: Rng, lang: Language, facts: Fact[]): string {
@@ -164,12 +172,12 @@ function sftConversations(facts: Fact[], rng: Rng): { conversations: ChatMessage
   for (const f of facts) {
     for (const lang of LANGUAGES) for (const q of f[lang].questions) conversations.push(turn(q, f[lang].answer));
   }
-  // Two-turn conversations teach answering a second question after a first answer.
+  // Two-turn conversations teach answering a question after a first exchange; opening with a hello keeps them
+  // short enough for the demo's SFT rows (DEMO_SFT_LEN).
   for (let i = 0; i < facts.length; i++) {
     const lang = rng.pick(LANGUAGES);
-    const [f, g] = [rng.pick(facts), rng.pick(facts)];
-    conversations.push([...turn(rng.pick(f[lang].questions), f[lang].answer),
-      ...turn(rng.pick(g[lang].questions), g[lang].answer)]);
+    const f = rng.pick(facts);
+    conversations.push([...turn(...GREETINGS[lang][0]), ...turn(rng.pick(f[lang].questions), f[lang].answer)]);
   }
   for (const lang of LANGUAGES) {
     for (const [q, a] of GREETINGS[lang]) for (let k = 0; k < 5; k++) conversations.push(turn(q, a));

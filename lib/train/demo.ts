@@ -14,8 +14,9 @@ import { trainTokenizer } from '../tokenizer/train';
 export const DEMO_WORKSPACE = 'minimind-demo';
 export const DEMO_CONFIG = 'demo-tiny';
 export const DEMO_VOCAB = 2048;
-/** Rows of the demo's SFT data: its conversations are short, so short rows avoid training on padding. */
-export const DEMO_SFT_LEN = 96;
+/** Rows of the demo's SFT data: its conversations are short (the longest, a hello and then a question, is under 60
+ * tokens; test/demo-pipeline checks that none is cut), so short rows avoid training on padding. */
+export const DEMO_SFT_LEN = 64;
 
 export interface DemoPaths {
   root: string;
@@ -79,6 +80,17 @@ export interface DemoScore {
   correct: number;
   total: number;
   samples: { question: string; answer: string; correct: boolean }[];
+}
+
+/** What `demo` prints at the end: a few sample answers (each on one line, spread over the held-out list so they
+ * cover several topics and both languages), the held-out count and time, and `accuracy: N%`. */
+export function demoReport(score: DemoScore, seconds: number, sampleCount = 6): string {
+  const n = score.samples.length;
+  const picked = Array.from({ length: Math.min(sampleCount, n) }, (_, i) => score.samples[Math.floor((i * n) / sampleCount)]);
+  const samples = picked.map((s) =>
+    `  Q: ${s.question}\n  A: ${s.answer.trim().replace(/\s*\n\s*/g, ' ')}  [${s.correct ? 'right' : 'wrong'}]`);
+  return ['sample answers:', ...samples, `held-out: ${score.correct}/${score.total} in ${seconds.toFixed(0)} s`,
+    `accuracy: ${Math.round(100 * score.accuracy)}%`].join('\n');
 }
 
 /** Greedy answers to the held-out questions, scored by their keywords. */
