@@ -1,7 +1,7 @@
 // `minimind-native demo`: the whole pipeline on the embedded demo data — tokenizer, pretrain, SFT, a few
 // sample answers and the held-out accuracy (printed as `accuracy: N%`).
 import type { Argv, CommandModule } from 'yargs';
-import { demoPaths, ensureDemoData, scoreHeldout } from '../train/demo';
+import { demoPaths, demoReport, ensureDemoData, scoreHeldout } from '../train/demo';
 import { defaultTrainArgs, resolveTrainOptions } from './train';
 import { runTraining } from '../train/run';
 
@@ -26,9 +26,6 @@ export const demoCommand: CommandModule<object, DemoArgs> = {
     }
     const p = demoPaths(argv.workspace);
     const score = scoreHeldout(p.sftOut, p.heldout);
-    console.log('sample answers:');
-    for (const s of score.samples.slice(0, 6)) console.log(`  Q: ${s.question}\n  A: ${s.answer}  [${s.correct ? 'right' : 'wrong'}]`);
-    console.log(`held-out: ${score.correct}/${score.total} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-    console.log(`accuracy: ${Math.round(100 * score.accuracy)}%`);
+    console.log(demoReport(score, (Date.now() - started) / 1000));
   },
 };
