@@ -1,7 +1,8 @@
 // `minimind-native bench train`: forward + backward + optimizer step of a named model on random tokens.
-// Reports tokens/s, seconds per step, MFU (6·N FLOPs per token over this machine's measured peak) and peak RSS.
+// Reports tokens/s, seconds per step, MFU (6·N FLOPs per token, N = active parameters, over this machine's
+// measured peak) and peak RSS.
 import { backward } from '../lib/autograd/tape';
-import { loadConfig, parameterCount } from '../lib/nn/config';
+import { activeParameterCount, loadConfig, parameterCount } from '../lib/nn/config';
 import { initWeights } from '../lib/nn/init';
 import { MiniMind } from '../lib/nn/model';
 import { AdamW } from '../lib/optim/adamw';
@@ -62,6 +63,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const stepS = times[Math.floor(times.length / 2)];
   const tps = n / stepS;
   const N = parameterCount(cfg);
+  const active = activeParameterCount(cfg);
   return {
     model: o.modelConfig,
     params: N,
@@ -70,7 +72,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     threads: machine.threads,
     tokens_per_s: tps,
     step_s: stepS,
-    mfu: (6 * N * tps) / (machine.peak_gflops * 1e9),
+    mfu: (6 * active * tps) / (machine.peak_gflops * 1e9),
     peak_gflops: machine.peak_gflops,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   };

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { noGrad } from '../lib/autograd/tape';
 import { tokenLosses } from '../lib/ops/loss';
-import { loadConfig, parameterCount, resolveConfig } from '../lib/nn/config';
+import { activeParameterCount, loadConfig, parameterCount, resolveConfig } from '../lib/nn/config';
 import { MiniMind } from '../lib/nn/model';
 import { generate } from '../lib/infer/generate';
 import { resetStepArenas } from '../lib/tensor/memory';
@@ -22,6 +22,11 @@ test.each([
   ['minimind-v1', 108_749_568],
 ])('%s has %i parameters', (name, count) => {
   expect(parameterCount(loadConfig(name))).toBe(count);
+});
+
+test('the MoE model runs about 61,497,856 parameters per token (top-2 of 4 experts)', () => {
+  expect(activeParameterCount(loadConfig('minimind-v1-moe'))).toBe(61_497_856);
+  expect(activeParameterCount(loadConfig('minimind-v1-small'))).toBe(26_878_464);
 });
 
 interface GoldenCase {

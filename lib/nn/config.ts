@@ -123,6 +123,12 @@ export function parameterCount(c: LMConfig): number {
   return c.n_layers * (attn + moe + 2 * c.dim) + c.vocab_size * c.dim + c.dim;
 }
 
+/** Parameters a token passes through (MoE: only its top-k routed experts), for FLOP and MFU estimates. */
+export function activeParameterCount(c: LMConfig): number {
+  const idleExperts = c.use_moe ? c.n_routed_experts - c.num_experts_per_tok : 0;
+  return parameterCount(c) - c.n_layers * idleExperts * 3 * c.dim * ffnHidden(c);
+}
+
 /** The config.json a model folder holds. */
 export function configJson(c: LMConfig): Record<string, unknown> {
   return { model_type: 'minimind', ...c, hidden_dim: ffnHidden(c) };
