@@ -303,3 +303,21 @@ describe('data prepare', () => {
     }
   });
 });
+
+test('--train-on overrides the format\'s mask: last trains only the final answer, all every assistant turn', async () => {
+  const conv = [{ role: 'user', content: '你好' }, { role: 'assistant', content: '你好！' },
+    { role: 'user', content: '再见' }, { role: 'assistant', content: '再见！' }];
+  const data = write('two-turns.jsonl', JSON.stringify({ conversations: conv }) + '\n');
+  const masks: Record<string, number[]> = {};
+  for (const trainOn of ['all', 'last'] as const) {
+    const out = path.join(tmp, `two-turns-${trainOn}.bin`);
+    await prepare({ stage: 'sft', data, out, maxSeqLen: 64, trainOn });
+    masks[trainOn] = Array.from(fs.readFileSync(`${out}.mask`));
+  }
+  const builder = new SampleBuilder(v1, 64);
+  expect(masks.all).toEqual(builder.chatRow(conv, 'assistant-turns').mask);
+  expect(masks.last).toEqual(builder.chatRow(conv, 'v1-last-answer').mask);
+  const ones = (m: number[]) => m.filter((v) => v === 1).length;
+  expect(ones(masks.last)).toBeGreaterThan(0);
+  expect(ones(masks.last)).toBeLessThan(ones(masks.all));
+});

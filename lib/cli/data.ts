@@ -18,6 +18,7 @@ interface PrepareArgs {
   tokenizer: string;
   out: string;
   'max-seq-len': number;
+  'train-on'?: 'last' | 'all';
   strict: boolean;
   format?: InputFormat;
   threads?: number;
@@ -36,6 +37,8 @@ const prepareCommand: CommandModule<object, PrepareArgs> = {
     .option('tokenizer', { type: 'string', demandOption: true, describe: 'tokenizer folder (tokenizer.json, tokenizer_config.json)' })
     .option('out', { type: 'string', demandOption: true, describe: 'output token file (OUT.json, OUT.mask/OUT.idx beside it)' })
     .option('max-seq-len', { type: 'number', default: 512, describe: 'ids per sft/dpo row (MiniMind max_seq_len)' })
+    .option('train-on', { choices: ['last', 'all'] as const,
+      describe: 'sft: train the last answer (v1) or every assistant turn (MiniMind2); default by format (CSV: last, jsonl: all)' })
     .option('strict', { type: 'boolean', default: false, describe: 'stop at the first bad record' })
     .option('format', { choices: ['jsonl', 'csv', 'text', 'json-array'] as const, describe: 'override detection by extension' })
     .option('tokenizer-loader', { type: 'string', hidden: true,
@@ -53,7 +56,7 @@ const prepareCommand: CommandModule<object, PrepareArgs> = {
     try {
       const result = await prepareData({
         stage: argv.stage, data: argv.data, tokenizerDir: argv.tokenizer, out: argv.out,
-        maxSeqLen: argv['max-seq-len'], strict: argv.strict, format: argv.format, threads,
+        maxSeqLen: argv['max-seq-len'], trainOn: argv['train-on'], strict: argv.strict, format: argv.format, threads,
         tokenizerLoader: parseLoader(argv['tokenizer-loader']),
         onSkip: (file, s) => {
           if (++skipped <= MAX_PRINTED_SKIPS) {

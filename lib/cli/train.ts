@@ -39,6 +39,7 @@ interface TrainArgs {
   'lora-targets': string;
   'dpo-beta': number;
   'dpo-logp': 'sum' | 'mean';
+  'train-on'?: 'last' | 'all';
   quiet: boolean;
 }
 
@@ -108,6 +109,7 @@ export async function resolveTrainOptions(argv: TrainArgs): Promise<RunOptions> 
     lora: { rank: argv['lora-rank'], alpha: argv['lora-alpha'] ?? argv['lora-rank'], targets: parseTargets(argv['lora-targets']) },
     dpoBeta: argv['dpo-beta'],
     dpoLogp: argv['dpo-logp'],
+    trainOn: argv['train-on'],
     quiet: argv.quiet,
   };
 }
@@ -143,6 +145,8 @@ const TRAIN_OPTIONS = {
   'lora-targets': { type: 'string', default: 'wq,wo', describe: 'any of wq,wk,wv,wo,w1,w2,w3' },
   'dpo-beta': { type: 'number', default: 0.1 },
   'dpo-logp': { choices: ['sum', 'mean'] as const, default: 'sum' as const },
+  'train-on': { choices: ['last', 'all'] as const,
+    describe: 'sft/lora on jsonl tokenised on the fly: the last answer (v1) or every assistant turn (MiniMind2; default for jsonl); for prepared data use data prepare --train-on' },
   quiet: { type: 'boolean', default: false },
 } as const;
 

@@ -18,7 +18,7 @@ import type { TextTokenizer } from '../tokenizer/types';
 import { readHeader, type DataHeader } from './format';
 import { parseRecord, RecordError, type Stage } from './records';
 import { mixSeed, permutation } from '../util/random';
-import { SampleBuilder, type Row } from './samples';
+import { SampleBuilder, type Row, type TrainOn } from './samples';
 
 export interface Batch {
   x: Int32Array;
@@ -56,6 +56,8 @@ export interface LoaderOptions {
   shuffle?: boolean;
   rank?: number;
   worldSize?: number;
+  /** SFT tokenised on the fly: which assistant turns are trained (default by format). */
+  trainOn?: TrainOn;
   /** End each epoch with a short batch instead of filling it from the next epoch (evaluation). */
   partialLastBatch?: boolean;
 }
@@ -267,7 +269,7 @@ function jsonlSource(options: LoaderOptions): SampleSource {
   }
   const lines = indexLines(data);
   const fd = fs.openSync(data, 'r');
-  const builder = new SampleBuilder(tokenizer, seqLen + 1);
+  const builder = new SampleBuilder(tokenizer, seqLen + 1, options.trainOn);
   // A dpo sample is read as two rows (k = 0, 1); keep the last pair so the second read does not redo the work.
   let lastPair: { i: number; rows: Row[] } | undefined;
   const rows = (i: number): Row[] => {

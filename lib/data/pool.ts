@@ -29,7 +29,7 @@ export class BatchPool {
   constructor(threads: number, init: WorkerInit) {
     if (threads <= 0) {
       this.inline = loadTokenizerWith(init.loader, init.tokenizerDir)
-        .then((tokenizer) => new SampleBuilder(tokenizer, init.maxSeqLen));
+        .then((tokenizer) => new SampleBuilder(tokenizer, init.maxSeqLen, init.trainOn));
       this.inline.catch(() => undefined);
       return;
     }

@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { DATA_FORMAT, DATA_FORMAT_VERSION, headerPath, outputSuffixes, type DataHeader } from './format';
 import { BatchPool } from './pool';
 import { STAGE_FORMATS, type InputFormat, type RawRecord, type Stage } from './records';
-import type { BatchResult, SkippedRecord } from './samples';
+import type { BatchResult, SkippedRecord, TrainOn } from './samples';
 import { detectFormat, RecordStream } from './source';
 import { defaultTokenizerLoader, loadTokenizerWith, type TokenizerLoaderRef } from './tokenizer-loader';
 
@@ -38,6 +38,8 @@ export interface PrepareOptions {
   out: string;
   /** Row length for sft/dpo (MiniMind's max_length). Default 512. */
   maxSeqLen?: number;
+  /** SFT: which assistant turns are trained; default by format (v1 CSV: last, jsonl: all). */
+  trainOn?: TrainOn;
   /** Stop at the first bad record instead of skipping it. */
   strict?: boolean;
   /** Worker threads; 0 tokenises on the calling thread. Default: all cores. */
@@ -86,7 +88,7 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   const suffixes = outputSuffixes(stage);
   const output = new AtomicOutputs(out, [...Object.values(suffixes), '.json']);
   const threads = options.threads ?? os.availableParallelism();
-  const pool = new BatchPool(threads, { loader, tokenizerDir: options.tokenizerDir, maxSeqLen });
+  const pool = new BatchPool(threads, { loader, tokenizerDir: options.tokenizerDir, maxSeqLen, trainOn: options.trainOn });
   const counts = { records: 0, samples: 0, rows: 0, tokens: 0, skipped: 0, truncated: 0 };
   let bytesRead = 0;
 

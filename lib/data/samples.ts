@@ -70,12 +70,19 @@ export function assistantTurnsMask(ids: ArrayLike<number>, assistantPrefix: Arra
 }
 
 /** Builds rows and documents for one tokenizer and row length L. */
+/** Which assistant turns of an SFT conversation are trained. */
+export type TrainOn = 'last' | 'all';
+
 export class SampleBuilder {
   /** [bos, ...encode('assistant')]: `<s>assistant` in v1, `<|im_start|>assistant` in MiniMind2. */
   readonly assistantPrefix: number[];
   readonly eos: number[];
 
-  constructor(readonly tokenizer: TextTokenizer, readonly maxSeqLen: number) {
+  /**
+   * @param trainOn SFT only: 'last' trains the last answer (v1), 'all' every assistant turn (MiniMind2);
+   *   default: by the input format, as MiniMind's datasets (v1 CSV: last, jsonl conversations: all).
+   */
+  constructor(readonly tokenizer: TextTokenizer, readonly maxSeqLen: number, readonly trainOn?: TrainOn) {
     if (tokenizer.bosId < 0 || tokenizer.eosId < 0) {
       throw new Error('the tokenizer names no bos/eos token (tokenizer_config.json bos_token/eos_token)');
     }
@@ -110,7 +117,10 @@ export class SampleBuilder {
 
   /** The rows of an SFT conversation (one) or a DPO pair (chosen, then rejected). */
   conversationRows(record: Exclude<ParsedRecord, { kind: 'document' }>): (Row & { truncated: boolean })[] {
-    if (record.kind === 'chat') return [this.chatRow(record.messages, record.mask)];
+    if (record.kind === 'chat') {
+      const style = this.trainOn ? (this.trainOn === 'last' ? 'v1-last-answer' : 'assistant-turns') : record.mask;
+      return [this.chatRow(record.messages, style)];
+    }
     return [this.chatRow(record.chosen, 'assistant-turns'), this.chatRow(record.rejected, 'assistant-turns')];
   }
 

@@ -1,13 +1,14 @@
 // A tokenisation worker thread for `data prepare` (see pool.ts). It loads the tokenizer once from workerData,
 // then answers each BatchJob message with a BatchResult whose typed arrays are transferred, not copied.
 import { parentPort, workerData } from 'node:worker_threads';
-import { processBatch, SampleBuilder, type BatchJob, type BatchResult } from './samples';
+import { processBatch, SampleBuilder, type BatchJob, type BatchResult, type TrainOn } from './samples';
 import { loadTokenizerWith, type TokenizerLoaderRef } from './tokenizer-loader';
 
 export interface WorkerInit {
   loader: TokenizerLoaderRef;
   tokenizerDir: string;
   maxSeqLen: number;
+  trainOn?: TrainOn;
 }
 
 export type WorkerReply = { id: number; result: BatchResult } | { id: number; error: string };
@@ -15,7 +16,7 @@ export type WorkerReply = { id: number; result: BatchResult } | { id: number; er
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   const ready = loadTokenizerWith(init.loader, init.tokenizerDir)
-    .then((tokenizer) => new SampleBuilder(tokenizer, init.maxSeqLen));
+    .then((tokenizer) => new SampleBuilder(tokenizer, init.maxSeqLen, init.trainOn));
   // Keep a failed load from being reported as unhandled before the first job asks for it.
   ready.catch(() => undefined);
   parentPort!.on('message', async ({ id, job }: { id: number; job: BatchJob }) => {

@@ -50,6 +50,8 @@ export interface RunOptions {
   lora: LoraConfig;
   dpoBeta: number;
   dpoLogp: LogpReduction;
+  /** SFT on jsonl tokenised on the fly: which assistant turns are trained (default by format). */
+  trainOn?: 'last' | 'all';
   quiet?: boolean;
   onStep?: TrainOptions['onStep'];
   /** Data-parallel run (lib/dist initDistributed); null or absent trains alone. */
@@ -115,6 +117,9 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
   // Pretraining cuts windows of any length (default: the whole context); SFT/DPO rows have the prepared length.
   const seqLen = o.seqLen ?? (o.stage === 'pretrain' ? cfg.max_seq_len - 1 : undefined);
   if (seqLen !== undefined && seqLen > cfg.max_seq_len) throw new Error(`--seq-len ${seqLen} exceeds the model's max_seq_len ${cfg.max_seq_len}`);
+  if (o.trainOn && fs.existsSync(`${o.data}.json`)) {
+    throw new Error(`--train-on: ${o.data} is prepared data, whose masks were fixed by \`data prepare\` (use its --train-on)`);
+  }
   const loader = openLoader({
     data: o.data,
     batchSize: o.batchSize,
@@ -122,6 +127,7 @@ export async function runTraining(o: RunOptions): Promise<TrainResult> {
     stage: o.stage === 'lora' ? 'sft' : o.stage,
     tokenizer: tokenizer ?? undefined,
     seed: o.seed,
+    trainOn: o.trainOn,
     rank: o.dist?.rank ?? 0,
     worldSize: o.dist?.worldSize ?? 1,
   });
