@@ -64,20 +64,23 @@ test('resume continues bit for bit from the last checkpoint', async () => {
   expect(metrics(out).map((m) => m.loss)).toEqual(full.losses);
 });
 
-/** Runs the CLI from sources in a child process. */
+/** Runs the CLI from sources in a child process; `exit` resolves with its exit code, or the signal that ended it. */
 function cli(args: string[]) {
-  return spawn(process.execPath, ['-r', path.join(ROOT, 'scripts/register-ts.js'), path.join(ROOT, 'bin/cli.ts'), ...args],
+  const child = spawn(process.execPath, ['-r', path.join(ROOT, 'scripts/register-ts.js'), path.join(ROOT, 'bin/cli.ts'), ...args],
     { cwd: f.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Listen from the start: a child that finishes quickly must not be missed.
+  const exit = new Promise<number | string | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
+  return Object.assign(child, { exit });
 }
 
 const trainArgs = (out: string, steps: number) => ['train', 'pretrain', '--data', f.pretrain, '--model-config', f.config,
   '--tokenizer', f.tokenizer, '--out', out, '--batch-size', '4', '--seq-len', '32', '--max-steps', String(steps),
   '--save-every', '2', '--keep', '100', '--log-every', '1', '--lr', '3e-3', '--warmup', '1', '--seed', '1', '--quiet'];
 
-const exited = (p: ReturnType<typeof spawn>) => new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+const exited = (p: ReturnType<typeof cli>) => p.exit;
 
 test('a run killed with SIGKILL at a random moment resumes to the same loss curve', async () => {
-  const steps = 24;
+  const steps = 120; // long enough that the kill lands while the run is still going
   const reference = await runTraining(runOptions(f, { out: path.join(f.dir, 'ref-kill'), maxSteps: steps, saveEvery: 2, keep: 100 }));
   const out = path.join(f.dir, 'killed');
   const child = cli(trainArgs(out, steps));
@@ -87,9 +90,9 @@ test('a run killed with SIGKILL at a random moment resumes to the same loss curv
     if (Date.now() - t0 > 60_000) throw new Error('no checkpoint appeared');
     await new Promise((r) => setTimeout(r, 20));
   }
-  await new Promise((r) => setTimeout(r, Math.random() * 300));
+  await new Promise((r) => setTimeout(r, Math.random() * 200));
   child.kill('SIGKILL');
-  await exited(child);
+  expect(await exited(child)).toBe('SIGKILL');
   const done = listCheckpoints(out).map((c) => c.step);
   expect(done.length).toBeGreaterThan(0);
   const resume = cli([...trainArgs(out, steps), '--resume']);
