@@ -14,7 +14,9 @@ export interface Machine {
 }
 
 export function measureMachine(): Machine {
-  const p = native.cpu.measurePeak(768 << 20) as Record<string, number>;
+  // The best of two measurements: on a shared or virtual machine one of them can catch a busy moment.
+  const runs = [0, 1].map(() => native.cpu.measurePeak(768 << 20) as Record<string, number>);
+  const p = Object.fromEntries(Object.keys(runs[0]).map((k) => [k, Math.max(runs[0][k], runs[1][k])]));
   return {
     threads: native.cpu.threads(),
     peak_gflops: Math.max(p.gflopsPortable, p.gflopsAvx2, p.gflopsAvx512),
