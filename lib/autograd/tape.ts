@@ -68,11 +68,3 @@ export function backward(loss: Tensor, seed?: Tensor): void {
   }
 }
 
-/** Drops recorded ops without running them (e.g. after an evaluation forward). */
-export function clearTape(): void {
-  tape.length = 0;
-}
-
-export function tapeLength(): number {
-  return tape.length;
-}

@@ -1,5 +1,6 @@
 // Training checkpoints: <out>/step-N/ holds the model folder (config.json, model.safetensors, tokenizer files),
-// trainer.msgpack (optimizer moments, step, epoch, data cursor, RNG states, schedule, world size) and
+// trainer.msgpack (optimizer moments, step, epoch, data cursor, schedule, world size; no RNG state is needed:
+// the data order derives from (seed, epoch) and training draws no random numbers) and
 // manifest.json (sha256 of every file). The folder is built under a temporary name and renamed, so a kill at
 // any moment leaves the previous complete checkpoint intact. Older checkpoints beyond --keep are removed.
 import { createHash } from 'node:crypto';
@@ -9,6 +10,7 @@ import { Packr } from 'msgpackr';
 import { saveModelFolder } from '../io/model-folder';
 import { MiniMind } from '../nn/model';
 import { writeDirAtomic, writeFileAtomic } from '../util/fsutil';
+import type { Schedule } from './schedule';
 
 const packr = new Packr({ moreTypes: true });
 
@@ -18,11 +20,9 @@ export interface TrainerState {
   epoch: number;
   /** The data loader's resumable position. */
   cursor: unknown;
-  rng: Record<string, number[]>;
   optimizer: { step: number; m: Float32Array[]; v: Float32Array[] };
-  schedule: { maxLr: number; minLr: number; warmup: number; totalSteps: number };
+  schedule: Schedule;
   worldSize: number;
-  /** Losses of every logged step so far (resume continues the curve). */
   stage: string;
   args: Record<string, unknown>;
 }

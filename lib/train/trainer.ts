@@ -134,7 +134,6 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
       step,
       epoch: source.epoch,
       cursor: source.getCursor(),
-      rng: {},
       optimizer: optimizer.exportState(),
       schedule,
       worldSize: dist?.worldSize ?? 1, // [dist]

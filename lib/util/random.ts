@@ -1,5 +1,5 @@
 // Seeded pseudo-random numbers: data order, the demo corpus, weight initialisation, LoRA init and sampling. The
-// same seed gives the same stream on every machine (no Math.random), and the state can be saved in checkpoints.
+// same seed gives the same stream on every machine (no Math.random).
 // splitmix32-style mixing of a 32-bit state; good enough for shuffling and sampling, not crypto.
 
 /** Mixes any number of integers (seed, epoch, ...) into one 32-bit seed. */
@@ -48,13 +48,6 @@ export class Rng {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
   }
 
-  getState(): number {
-    return this.state;
-  }
-
-  setState(state: number): void {
-    this.state = state | 0;
-  }
 
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)];
