@@ -40,3 +40,41 @@ test('100 training steps: persistent memory, the arena and RSS do not grow', () 
   opt.dispose();
   model.dispose();
 });
+
+test('activation gradients are released during backward: the step needs far less than forward + all gradients', () => {
+  const cfg = resolveConfig({ dim: 64, n_layers: 8, n_heads: 4, n_kv_heads: 2, vocab_size: 256, max_seq_len: 64, hidden_dim: 128 });
+  const model = new MiniMind(cfg);
+  initWeights(model, 2);
+  const B = 4;
+  const T = 64;
+  const x = Int32Array.from({ length: B * T }, (_, i) => 1 + ((i * 11) % 255));
+  resetStepArenas();
+  const arena = stepArena('cpu');
+  const before = arena.highWater;
+  const loss = model.loss(Tensor.from(x, [B, T], 'i32'), Tensor.from(x, [B, T], 'i32'), null);
+  const forward = arena.highWater;
+  expect(forward).toBeGreaterThan(before);
+  backward(loss);
+  // Keeping every activation gradient would about double the forward's bytes; released ones are reused.
+  expect(arena.highWater - forward).toBeLessThan(0.3 * forward);
+  // A released gradient is gone: reading it is an error, not stale data. retainGrad keeps one.
+  expect(loss.grad).toBeNull();
+  const logits = model.forward(Tensor.from(x, [B, T], 'i32'));
+  logits.retainGrad = true;
+  const h = Tensor.from(new Float32Array(logits.size).fill(1), logits.shape);
+  backward(logits, h);
+  expect(logits.grad!.toArray()[0]).toBe(1);
+  resetStepArenas();
+  model.dispose();
+});
+
+test('a released arena tensor throws when used, and its bytes are reused by the next allocation of that size', () => {
+  resetStepArenas();
+  const a = Tensor.zeros([1000]);
+  const address = a.ptr;
+  a.release();
+  expect(() => a.ptr).toThrow(/released/);
+  const b = Tensor.zeros([1000]);
+  expect(b.ptr).toBe(address);
+  resetStepArenas();
+});

@@ -213,6 +213,7 @@ describe.each([
   test('gradient (into scores, then logits) matches finite differences', () => {
     const z = leaf(logits, [N, E]);
     const r = moeRoute(z, k, true);
+    r.scores.retainGrad = true;
     backward(moeAuxLoss(r, B, T, alpha, seqAux));
     // d aux / d scores, with the selection counts held constant (as in MiniMind).
     const experts = r.experts;

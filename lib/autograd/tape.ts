@@ -1,7 +1,9 @@
 // The autograd tape. Each op that has an input requiring a gradient records a closure that, given the
 // gradient of its output, adds (+=) the gradients of its inputs. backward(loss) seeds d(loss)=1 and runs
 // the closures in reverse order. Parameter gradients are persistent and accumulate across backward calls
-// (gradient accumulation is free); activation gradients live in the step arena.
+// (gradient accumulation is free); activation gradients live in the step arena and are released as soon as
+// the op that produced the activation has back-propagated them: every op that reads an activation was
+// recorded after the op that made it, so by then its gradient is complete and nothing else needs it.
 import { Tensor } from '../tensor/tensor';
 
 type Backward = () => void;
@@ -38,6 +40,12 @@ export function record(outputs: Tensor | Tensor[], backward: Backward): void {
   for (const o of outs) o.requiresGrad = true;
   tape.push(() => {
     if (outs.some((o) => o.grad !== null)) backward();
+    for (const o of outs) {
+      if (o.grad && !o.grad.isPersistent && !o.retainGrad) {
+        o.grad.release();
+        o.grad = null;
+      }
+    }
   });
 }
 

@@ -1,7 +1,9 @@
 // Native memory for tensors. Two kinds of allocation, as the design asks:
 //   - persistent: parameters, gradients, optimizer state, KV caches. Allocated once, freed by dispose().
 //   - the step arena: activations and their gradients. A bump allocator over one native block, reset after
-//     each optimizer step, so a training step allocates nothing from the system once warmed up.
+//     each optimizer step, so a training step allocates nothing from the system once warmed up. Blocks
+//     released during the step (an activation gradient once back-propagated) are reused by later
+//     allocations of the same size, so the backward pass mostly runs in memory the forward pass left free.
 // The JavaScript garbage collector never owns a large buffer: it only sees numbers (addresses).
 import { MemoryKernels, native } from '../native';
 import { Device } from './dtype';
@@ -37,14 +39,16 @@ interface Chunk {
 }
 
 /**
- * A bump allocator over native chunks. When a step needs more than the current chunk, another chunk is
- * added; the next reset() replaces all chunks by one block as large as the high-water mark, so from the
- * second step on every step runs inside one block.
+ * A bump allocator over native chunks, with free lists. When a step needs more than the current chunk, another
+ * chunk is added; the next reset() replaces all chunks by one block as large as the high-water mark, so from
+ * the second step on every step runs inside one block. free() puts a block on the free list of its size:
+ * activations come in few distinct sizes (every layer repeats the same shapes), so exact-size reuse suffices.
  */
 export class Arena {
   private chunks: Chunk[] = [];
   private offset = 0; // in the last chunk
-  private used = 0; // bytes handed out since the last reset
+  private used = 0; // bytes handed out and not freed since the last reset
+  private readonly freeLists = new Map<number, number[]>(); // size -> addresses
   /** Incremented by reset(): tensors remember the generation they were allocated in. */
   generation = 0;
   highWater = 0;
@@ -56,6 +60,10 @@ export class Arena {
 
   alloc(bytes: number): number {
     const size = align(Math.max(bytes, 1));
+    this.used += size;
+    this.highWater = Math.max(this.highWater, this.used);
+    const reused = this.freeLists.get(size)?.pop();
+    if (reused !== undefined) return reused;
     let chunk = this.chunks[this.chunks.length - 1];
     if (!chunk || this.offset + size > chunk.size) {
       const chunkSize = Math.max(size, this.initialBytes, chunk ? chunk.size * 2 : 0);
@@ -65,9 +73,16 @@ export class Arena {
     }
     const address = chunk.base + this.offset;
     this.offset += size;
-    this.used += size;
-    this.highWater = Math.max(this.highWater, this.used);
     return address;
+  }
+
+  /** Returns a block from alloc(bytes) for reuse within this step. */
+  free(address: number, bytes: number): void {
+    const size = align(Math.max(bytes, 1));
+    let list = this.freeLists.get(size);
+    if (!list) this.freeLists.set(size, (list = []));
+    list.push(address);
+    this.used -= size;
   }
 
   /** Bytes currently reserved from the system. */
@@ -78,10 +93,13 @@ export class Arena {
   /** Frees everything allocated since the last reset. Tensors from before become invalid. */
   reset(): void {
     if (this.chunks.length > 1) {
-      const total = this.reservedBytes;
+      // The step's live bytes peaked at highWater, but free-list reuse is by exact size, so the bump pointer
+      // may have gone further: one block as large as everything the chunks handed out.
+      const handedOut = this.chunks.slice(0, -1).reduce((s, c) => s + c.size, 0) + this.offset;
       for (const c of this.chunks) backend(this.device).free(c.base);
-      this.chunks = [{ base: backend(this.device).alloc(total), size: total }];
+      this.chunks = [{ base: backend(this.device).alloc(handedOut), size: handedOut }];
     }
+    this.freeLists.clear();
     this.offset = 0;
     this.used = 0;
     this.generation++;
@@ -91,6 +109,7 @@ export class Arena {
   release(): void {
     for (const c of this.chunks) backend(this.device).free(c.base);
     this.chunks = [];
+    this.freeLists.clear();
     this.offset = 0;
     this.used = 0;
     this.generation++;

@@ -19,6 +19,8 @@ export class Tensor {
   requiresGrad = false;
   /** The gradient, same shape, allocated on first use by the backward pass. */
   grad: Tensor | null = null;
+  /** Keep this activation's gradient after backward (autograd releases it otherwise), as PyTorch's retain_grad. */
+  retainGrad = false;
   /** For debugging and checkpoints: a parameter's name. */
   name = '';
 
@@ -45,7 +47,7 @@ export class Tensor {
   /** The native address, checked: using an arena tensor after its step ended is a bug, so it throws. */
   get ptr(): number {
     const s = this.storage;
-    if (s.disposed) throw new Error(`tensor ${this.describe()} was disposed`);
+    if (s.disposed) throw new Error(`tensor ${this.describe()} was ${s.arena ? 'released' : 'disposed'}`);
     if (s.arena && s.arena.generation !== s.generation) {
       throw new Error(`tensor ${this.describe()} belongs to a finished step (its arena was reset)`);
     }
@@ -158,6 +160,18 @@ export class Tensor {
     const rowElems = this.size / rows;
     return new Tensor(this.ptr + start * rowElems * DTYPE_BYTES[this.dtype], [count, ...this.shape.slice(1)],
       this.dtype, this.device, this.storage, false);
+  }
+
+  /**
+   * Gives an arena tensor's memory back to the step arena before the step ends (autograd does this for
+   * activation gradients once they are back-propagated). Using the tensor afterwards throws. Views and
+   * persistent tensors are left alone.
+   */
+  release(): void {
+    const s = this.storage;
+    if (!s.arena || s.disposed || !this.owns || s.arena.generation !== s.generation) return;
+    s.arena.free(this.address, this.bytes);
+    s.disposed = true;
   }
 
   /** Frees a persistent tensor (and its persistent gradient). Arena tensors die with their step. */

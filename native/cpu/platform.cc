@@ -1,4 +1,5 @@
 // CPU feature detection (for runtime dispatch between AVX2/FMA and portable kernels) and aligned memory.
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -24,15 +25,19 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
+// calloc rather than aligned_alloc + memset: large blocks come straight from mmap, already zero, and their
+// pages are only touched (and counted in RSS) when used. The block starts kAlign bytes early so that the
+// aligned address has room before it for calloc's own pointer, which aligned_free reads back.
 void* aligned_alloc_zeroed(size_t bytes) {
-  size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
-  if (rounded == 0) rounded = kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded);
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
-  return p;
+  void* raw = std::calloc(1, bytes + 2 * kAlign);
+  if (!raw) throw std::bad_alloc();
+  uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + 2 * kAlign - 1) / kAlign * kAlign;
+  reinterpret_cast<void**>(aligned)[-1] = raw;
+  return reinterpret_cast<void*>(aligned);
 }
 
-void aligned_free(void* p) { std::free(p); }
+void aligned_free(void* p) {
+  if (p) std::free(static_cast<void**>(p)[-1]);
+}
 
 }  // namespace mm
