@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { Decoder, FinishReason } from '../infer/generate';
+import { StopStringFilter } from '../infer/stop';
 import { root } from '../native';
 import { MiniMind } from '../nn/model';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types';
@@ -38,54 +39,6 @@ interface GenerationRequest {
   topP: number;
   stop: string[];
   seed: number;
-}
-
-/** Text streamed so far, holding back any tail that could still become a stop string. */
-class StopStringFilter {
-  private text = '';
-  private emitted = 0;
-  stopped = false;
-
-  constructor(private readonly stops: string[]) {}
-
-  /** Adds decoded text; returns what may be sent now. */
-  push(piece: string): string {
-    if (this.stopped) return '';
-    this.text += piece;
-    for (const s of this.stops) {
-      const at = this.text.indexOf(s, Math.max(0, this.emitted - s.length));
-      if (at >= 0) {
-        this.stopped = true;
-        const out = this.text.slice(this.emitted, at);
-        this.emitted = at;
-        this.text = this.text.slice(0, at);
-        return out;
-      }
-    }
-    let hold = 0;
-    for (const s of this.stops) {
-      for (let k = Math.min(s.length - 1, this.text.length); k > hold; k--) {
-        if (this.text.endsWith(s.slice(0, k))) {
-          hold = k;
-          break;
-        }
-      }
-    }
-    const safe = this.text.length - hold;
-    const out = this.text.slice(this.emitted, Math.max(this.emitted, safe));
-    this.emitted = Math.max(this.emitted, safe);
-    return out;
-  }
-
-  flush(): string {
-    const out = this.stopped ? '' : this.text.slice(this.emitted);
-    this.emitted = this.text.length;
-    return out;
-  }
-
-  get full(): string {
-    return this.text;
-  }
 }
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,0 +1,109 @@
+// Inference features: stop strings (the shared filter and `generate --stop`), RoPE scaling past max_seq_len
+// (library and CLI flags), and `eval loss` on raw SFT data (equal to the loss on the same data prepared first).
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { StopStringFilter } from '../lib/infer/stop';
+import { Tokenizer } from '../lib/tokenizer';
+import { makeModelFolder } from './serve-fixture';
+
+const ROOT = path.join(__dirname, '..');
+let model: string;
+let work: string;
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, ['-r', path.join(ROOT, 'scripts/register-ts.js'), path.join(ROOT, 'bin/cli.ts'), ...args],
+    { encoding: 'utf8', cwd: work, timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+beforeAll(async () => {
+  model = await makeModelFolder(64);
+  work = path.dirname(model);
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+/** Feeds pieces through a filter; returns what was shown, piece by piece, and the filter. */
+function stream(stops: string[], pieces: string[]): { shown: string[]; filter: StopStringFilter } {
+  const filter = new StopStringFilter(stops);
+  const shown = pieces.map((p) => filter.push(p));
+  shown.push(filter.flush());
+  return { shown, filter };
+}
+
+describe('StopStringFilter', () => {
+  test('without a match everything is shown; a partial match is held until decided', () => {
+    const { shown, filter } = stream(['</s>'], ['ab', 'c<', '/x', 'y']);
+    expect(shown).toEqual(['ab', 'c', '</x', 'y', '']);
+    expect(filter.stopped).toBe(false);
+    expect(filter.full).toBe('abc</xy');
+  });
+
+  test('a stop string split across pieces ends the text before it; nothing after is shown', () => {
+    const { shown, filter } = stream(['</s>'], ['hello <', '/', 's> more', 'after']);
+    expect(shown).toEqual(['hello ', '', '', '', '']);
+    expect(filter.stopped).toBe(true);
+    expect(filter.full).toBe('hello ');
+  });
+
+  test('the earliest of several stop strings wins; the longest partial match is held', () => {
+    expect(stream(['bc', 'ab'], ['xabc']).filter.full).toBe('x');
+    // "ab" could start "abc" (held whole), "b" alone could start "bd".
+    const { shown } = stream(['abc', 'bd'], ['xab', 'd']);
+    expect(shown).toEqual(['x', 'a', '']);
+  });
+
+  test('a piece that completes a stop string shows the text before it', () => {
+    expect(stream(['STOP'], ['one two ST', 'OP three']).shown).toEqual(['one two ', '', '']);
+    expect(stream([''], ['kept']).shown).toEqual(['kept', '']); // empty stop strings are ignored
+  });
+
+  test('multi-byte UTF-8 across token boundaries: ids decoded by the stream decoder, then filtered', () => {
+    const tok = Tokenizer.load(model);
+    const text = '你好，世界。再见😀吧';
+    const ids = tok.encode(text);
+    expect(ids.length).toBeGreaterThan(text.length / 2); // a 512-token BPE splits characters into byte tokens
+    for (const stop of ['世界', '😀', '。再', '吧']) {
+      const decoder = tok.createStreamDecoder();
+      const filter = new StopStringFilter([stop]);
+      let shown = '';
+      for (const id of ids) {
+        shown += filter.push(decoder.push(id));
+        expect(text.startsWith(shown)).toBe(true); // never a broken character nor text past the stop
+        if (filter.stopped) break;
+      }
+      expect(filter.stopped).toBe(true);
+      expect(shown).toBe(text.slice(0, text.indexOf(stop)));
+    }
+  });
+});
+
+describe('generate --stop', () => {
+  test('ends at the stop string, prints and returns the text before it, finish_reason "stop"', () => {
+    const base = ['generate', '--model', model, '--prompt', 'The capital of', '--temperature', '0', '--max-new-tokens', '24'];
+    const plain = JSON.parse(cli([...base, '--json']).out);
+    const text: string = plain.text;
+    expect(text.length).toBeGreaterThan(8);
+    const stop = text.slice(5, 8);
+    const expected = text.slice(0, text.indexOf(stop));
+    const r = cli([...base, '--json', '--stop', 'never-seen', '--stop', stop]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out);
+    expect(out.text).toBe(expected);
+    expect(out.finish_reason).toBe('stop');
+    expect(plain.ids.slice(0, out.ids.length)).toEqual(out.ids);
+    expect(out.ids.length).toBeLessThan(plain.ids.length);
+    const streamed = cli([...base, '--stop', stop]);
+    expect(streamed.code).toBe(0);
+    expect(streamed.out).toBe(expected + '\n');
+  });
+
+  test('--stop needs a tokenizer, so --prompt-ids on a folder without one fails clearly', () => {
+    const bare = path.join(work, 'bare');
+    fs.mkdirSync(bare, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(model, f), path.join(bare, f));
+    const r = cli(['generate', '--model', bare, '--prompt-ids', '1,2', '--stop', 'x']);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/no tokenizer\.json.*--stop/);
+  });
+});
