@@ -2,6 +2,7 @@
 // (library and CLI flags), and `eval loss` on raw SFT data (equal to the loss on the same data prepared first).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { StopStringFilter } from '../lib/infer/stop';
 import { Tokenizer } from '../lib/tokenizer';
@@ -105,5 +106,58 @@ describe('generate --stop', () => {
     const r = cli(['generate', '--model', bare, '--prompt-ids', '1,2', '--stop', 'x']);
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/no tokenizer\.json.*--stop/);
+  });
+});
+
+describe('eval loss on raw SFT data', () => {
+  const conversations = [
+    [{ role: 'user', content: 'What is the capital of France?' }, { role: 'assistant', content: 'Paris.' }],
+    [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' },
+      { role: 'user', content: 'Name a colour.' }, { role: 'assistant', content: 'Blue, like the sky.' }],
+    [{ role: 'user', content: '你好' }, { role: 'assistant', content: '你好！有什么可以帮你？' }],
+  ];
+  const evalJson = (data: string, ...extra: string[]) => {
+    const r = cli(['eval', 'loss', '--model', model, '--data', data, '--batch-size', '2', '--json', ...extra]);
+    if (r.code !== 0) throw new Error(r.err);
+    return JSON.parse(r.out);
+  };
+  const prepared = (data: string, out: string, ...extra: string[]) => {
+    const r = cli(['data', 'prepare', '--stage', 'sft', '--data', data, '--tokenizer', model, '--out', path.join(work, out),
+      '--max-seq-len', '64', '--threads', '0', ...extra]);
+    if (r.code !== 0) throw new Error(r.err);
+    return evalJson(path.join(work, out));
+  };
+
+  test('jsonl conversations: equals the loss via an explicitly prepared file, for --train-on all and last', () => {
+    const file = path.join(work, 'sft.jsonl');
+    fs.writeFileSync(file, conversations.map((c) => JSON.stringify({ conversations: c })).join('\n') + '\n\n');
+    const all = evalJson(file);
+    expect(all).toEqual(prepared(file, 'sft-all.bin'));
+    expect(all.tokens).toBeGreaterThan(10);
+    const last = evalJson(file, '--train-on', 'last');
+    expect(last).toEqual(prepared(file, 'sft-last.bin', '--train-on', 'last'));
+    expect(last.tokens).toBeLessThan(all.tokens); // the multi-turn conversation's first answer is not counted
+  });
+
+  test('v1 CSV history,q,a: equals the prepared file (last answer)', () => {
+    const file = path.join(work, 'sft.csv');
+    fs.writeFileSync(file, 'history,q,a\n[],What is 1+1?,Two.\n"[[\'Hi\', \'Hello!\']]",Name a colour.,"Blue,\nlike the sky."\n');
+    const r = evalJson(file);
+    expect(r).toEqual(prepared(file, 'sft-csv.bin'));
+    expect(r.tokens).toBeGreaterThan(4);
+    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('mm-eval-'))).toEqual([]);
+  });
+
+  test('a bad record names the file and line; --train-on on pretrain data is refused', () => {
+    const file = path.join(work, 'bad-sft.jsonl');
+    fs.writeFileSync(file, JSON.stringify({ conversations: conversations[0] }) + '\n{"conversations": "oops"}\n');
+    const r = cli(['eval', 'loss', '--model', model, '--data', file]);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain(`${file}:2: field 'conversations' is not a list`);
+    const text = path.join(work, 'pretrain.jsonl');
+    fs.writeFileSync(text, JSON.stringify({ text: 'some text '.repeat(40) }) + '\n');
+    const p = cli(['eval', 'loss', '--model', model, '--data', text, '--train-on', 'last']);
+    expect(p.code).not.toBe(0);
+    expect(p.err).toMatch(/--train-on applies to raw SFT data/);
   });
 });
