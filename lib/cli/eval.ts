@@ -11,11 +11,13 @@ import { detectFormat, RecordStream } from '../data/source';
 import { evalCeval } from '../eval/ceval';
 import { evalMaskedLoss, evalTokenLoss, LossReport } from '../eval/loss';
 import { loadModelFolder } from '../io/model-folder';
+import { contextLength } from '../nn/config';
 import { MiniMind } from '../nn/model';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
+import { applyRopeScaling, ROPE_SCALING_OPTIONS, RopeScalingArgs } from './rope-scaling';
 
-interface EvalArgs {
+interface EvalArgs extends RopeScalingArgs {
   kind: 'loss' | 'ceval';
   model: string;
   data: string;
@@ -77,7 +79,7 @@ async function isRawSft(file: string): Promise<boolean> {
 async function evalLoss(model: MiniMind, argv: EvalArgs): Promise<LossReport> {
   const { data, model: modelDir } = argv;
   const batchSize = argv['batch-size'];
-  const rowLength = argv['seq-len'] ?? model.cfg.max_seq_len;
+  const rowLength = argv['seq-len'] ?? contextLength(model.cfg);
   const inOrder = { batchSize, shuffle: false, partialLastBatch: true };
   const header = fs.existsSync(`${data}.json`) ? readHeader(data).header : null;
   const rawSft = !header && await isRawSft(data);
@@ -108,17 +110,19 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .positional('kind', { choices: ['loss', 'ceval'] as const, type: 'string' })
       .option('model', { type: 'string', demandOption: true })
       .option('data', { type: 'string', demandOption: true, describe: 'loss: .bin, pretrain jsonl, SFT jsonl/CSV or a prepared file; ceval: folder of CSVs' })
-      .option('seq-len', { type: 'number', describe: 'loss: window (or raw SFT row) length in tokens (default: max_seq_len)' })
+      .option('seq-len', { type: 'number', describe: 'loss: window (or raw SFT row) length in tokens (default: the context, max_seq_len)' })
       .option('train-on', { choices: ['last', 'all'] as const,
         describe: 'loss on raw SFT data: the last answer or every assistant turn (default: all for jsonl, last for v1 CSV)' })
       .option('batch-size', { type: 'number', default: 8 })
       .option('out', { type: 'string', describe: 'ceval: folder for the result CSVs and test.log' })
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .options(ROPE_SCALING_OPTIONS)
       .option('json', { type: 'boolean', default: false }) as Argv<EvalArgs>,
   handler: async (argv) => {
     const model = loadModelFolder(argv.model);
     try {
       if (argv.lora) applyLora(model, argv.lora);
+      applyRopeScaling(model, argv);
       if (argv.kind === 'loss') {
         const report = await evalLoss(model, argv);
         if (argv.json) console.log(JSON.stringify(report));

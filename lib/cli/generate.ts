@@ -7,8 +7,9 @@ import { StopStringFilter } from '../infer/stop';
 import { loadModelFolder } from '../io/model-folder';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
+import { applyRopeScaling, ROPE_SCALING_OPTIONS, RopeScalingArgs } from './rope-scaling';
 
-interface GenerateArgs {
+interface GenerateArgs extends RopeScalingArgs {
   model: string;
   prompt?: string;
   'prompt-ids'?: string;
@@ -48,6 +49,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         describe: 'signed: divide positive logits, multiply negative ones; divide: MiniMind v1' })
       .option('seed', { type: 'number', default: 0 })
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .options(ROPE_SCALING_OPTIONS)
       .option('stop', { type: 'string', array: true, describe: 'end when the text contains TEXT (repeatable; TEXT is not printed)' })
       .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ..., "finish_reason": ...}' })
       .check((a) => {
@@ -58,6 +60,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     const model = loadModelFolder(argv.model);
     try {
       if (argv.lora) applyLora(model, argv.lora);
+      applyRopeScaling(model, argv);
       const tokenizer = fs.existsSync(path.join(argv.model, 'tokenizer.json')) ? Tokenizer.load(argv.model) : null;
       let prompt: number[];
       if (argv['prompt-ids'] !== undefined) prompt = parseIds(argv['prompt-ids'], '--prompt-ids');

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { Decoder, FinishReason } from '../infer/generate';
 import { StopStringFilter } from '../infer/stop';
 import { root } from '../native';
+import { contextError, contextLength } from '../nn/config';
 import { MiniMind } from '../nn/model';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types';
 
@@ -45,7 +46,7 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createServer(opts: ServerOptions): http.Server {
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
-  const maxTokensLimit = opts.maxTokensLimit ?? opts.model.cfg.max_seq_len;
+  const maxTokensLimit = opts.maxTokensLimit ?? contextLength(opts.model.cfg);
   const maxQueue = opts.maxQueue ?? 64;
   const { model, tokenizer, modelName } = opts;
   const eosIds = tokenizer.eosId >= 0 ? [tokenizer.eosId] : [];
@@ -111,9 +112,9 @@ export function createServer(opts: ServerOptions): http.Server {
       if (v < lo || v > hi) throw new HttpError(400, `"${key}" must be between ${lo} and ${hi}, got ${v}`, undefined, key);
       return v;
     };
-    const room = model.cfg.max_seq_len - prompt.length;
+    const room = contextLength(model.cfg) - prompt.length;
     if (room <= 0) {
-      throw new HttpError(400, `the prompt has ${prompt.length} tokens; this model's context is ${model.cfg.max_seq_len} tokens`,
+      throw new HttpError(400, contextError(model.cfg, `the prompt has ${prompt.length} tokens`).message,
         undefined, 'messages', 'context_length_exceeded');
     }
     const maxTokens = Math.min(num('max_tokens', num('max_completion_tokens', opts.defaultMaxTokens ?? 256, 1, maxTokensLimit), 1, maxTokensLimit), room);
