@@ -4,7 +4,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { generate } from '../lib/infer/generate';
 import { StopStringFilter } from '../lib/infer/stop';
+import { loadModelFolder } from '../lib/io/model-folder';
+import { contextLength, resolveConfig } from '../lib/nn/config';
 import { Tokenizer } from '../lib/tokenizer';
 import { makeModelFolder } from './serve-fixture';
 
@@ -159,5 +162,72 @@ describe('eval loss on raw SFT data', () => {
     const p = cli(['eval', 'loss', '--model', model, '--data', text, '--train-on', 'last']);
     expect(p.code).not.toBe(0);
     expect(p.err).toMatch(/--train-on applies to raw SFT data/);
+  });
+});
+
+describe('RoPE scaling past max_seq_len', () => {
+  // The fixture model has max_seq_len 64.
+  const prompt = Array.from({ length: 60 }, (_, i) => 3 + ((i * 7) % 200));
+
+  test('without scaling the context ends at max_seq_len with a clear error naming the limit and the flags', () => {
+    const m = loadModelFolder(model);
+    try {
+      expect(generate(m, prompt, { maxNewTokens: 20, temperature: 0 })).toMatchObject({ finishReason: 'length' });
+      expect(generate(m, prompt, { maxNewTokens: 20, temperature: 0 }).ids).toHaveLength(4);
+      expect(() => generate(m, [...prompt, ...prompt], { maxNewTokens: 1 })).toThrow(
+        /prompt has 120 tokens.*context is 64 tokens \(max_seq_len\).*--rope-scaling linear\|yarn --rope-factor F/);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test.each(['linear', 'yarn'] as const)('%s: a model switched to factor 2 generates past max_seq_len, as the recomputing path', (type) => {
+    const m = loadModelFolder(model);
+    try {
+      m.setRopeScaling({ type, factor: 2 });
+      expect(contextLength(m.cfg)).toBe(128);
+      const long = [...prompt, ...prompt];
+      const cached = generate(m, long, { maxNewTokens: 6, temperature: 0 });
+      expect(cached.ids).toHaveLength(6);
+      expect(generate(m, long, { maxNewTokens: 6, temperature: 0, kvCache: false }).ids).toEqual(cached.ids);
+      expect(generate(m, long, { maxNewTokens: 20, temperature: 0 }).ids).toHaveLength(8); // stops at 128
+      m.setRopeScaling(null);
+      expect(() => generate(m, long, { maxNewTokens: 1 })).toThrow(/context is 64 tokens/);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('config.json rope_scaling (HF names accepted) is validated', () => {
+    const base = { dim: 64, n_heads: 4, n_kv_heads: 2, max_seq_len: 100 };
+    expect(contextLength(resolveConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 2.5 } } as never))).toBe(250);
+    expect(resolveConfig(base).rope_scaling).toBeNull();
+    expect(() => resolveConfig({ ...base, rope_scaling: { type: 'ntk', factor: 2 } } as never, 'x.json'))
+      .toThrow(/x.json: rope_scaling.type must be "linear" or "yarn"/);
+    expect(() => resolveConfig({ ...base, rope_scaling: { type: 'linear', factor: 0.5 } } as never)).toThrow(/factor must be a number ≥ 1/);
+  });
+
+  test('CLI: --rope-scaling/--rope-factor extend generate and eval loss; without them the error names the flags', () => {
+    const ids = [...prompt, ...prompt].join(',');
+    const plain = cli(['generate', '--model', model, '--prompt-ids', ids, '--max-new-tokens', '4', '--temperature', '0', '--json']);
+    expect(plain.code).not.toBe(0);
+    expect(plain.err).toMatch(/context is 64 tokens.*--rope-scaling linear\|yarn --rope-factor F/);
+    for (const type of ['linear', 'yarn']) {
+      const r = cli(['generate', '--model', model, '--prompt-ids', ids, '--max-new-tokens', '4', '--temperature', '0', '--json',
+        '--rope-scaling', type, '--rope-factor', '2']);
+      expect(r.code).toBe(0);
+      const m = loadModelFolder(model);
+      m.setRopeScaling({ type: type as 'linear' | 'yarn', factor: 2 });
+      expect(JSON.parse(r.out).ids).toEqual(generate(m, [...prompt, ...prompt], { maxNewTokens: 4, temperature: 0, eosIds: [2] }).ids);
+      m.dispose();
+    }
+    expect(cli(['generate', '--model', model, '--prompt-ids', '1,2', '--rope-factor', '2']).err).toMatch(/--rope-factor needs --rope-scaling/);
+    const text = path.join(work, 'long.jsonl');
+    fs.writeFileSync(text, JSON.stringify({ text: 'The capital of France is Paris. '.repeat(30) }) + '\n');
+    const loss = cli(['eval', 'loss', '--model', model, '--data', text, '--json', '--rope-scaling', 'yarn', '--rope-factor', '2']);
+    expect(loss.code).toBe(0);
+    expect(JSON.parse(loss.out).tokens).toBeGreaterThan(0);
+    const tooLong = cli(['eval', 'loss', '--model', model, '--data', text, '--seq-len', '100']);
+    expect(tooLong.err).toMatch(/--seq-len 100 needs 99 positions; the model's context is 64 tokens/);
   });
 });
