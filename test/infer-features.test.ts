@@ -8,6 +8,7 @@ import { generate } from '../lib/infer/generate';
 import { StopStringFilter } from '../lib/infer/stop';
 import { loadModelFolder } from '../lib/io/model-folder';
 import { contextLength, resolveConfig } from '../lib/nn/config';
+import { createServer } from '../lib/serve/server';
 import { Tokenizer } from '../lib/tokenizer';
 import { makeModelFolder } from './serve-fixture';
 
@@ -193,6 +194,36 @@ describe('RoPE scaling past max_seq_len', () => {
       expect(generate(m, long, { maxNewTokens: 20, temperature: 0 }).ids).toHaveLength(8); // stops at 128
       m.setRopeScaling(null);
       expect(() => generate(m, long, { maxNewTokens: 1 })).toThrow(/context is 64 tokens/);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('the server takes prompts past max_seq_len once the model is scaled, and answers 400 naming the fix before', async () => {
+    const m = loadModelFolder(model);
+    const tok = Tokenizer.load(model);
+    const long = 'The capital of France is Paris. '.repeat(12);
+    expect(tok.encode(long).length).toBeGreaterThan(64);
+    const post = async () => {
+      const server = createServer({ model: m, tokenizer: tok, modelName: 'tiny' });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+      try {
+        const { port } = server.address() as { port: number };
+        const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST',
+          body: JSON.stringify({ prompt: long, max_tokens: 3, temperature: 0 }) });
+        return { status: r.status, body: (await r.json()) as { error: { message: string }; usage: { completion_tokens: number } } };
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    };
+    try {
+      const refused = await post();
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.message).toMatch(/context is 64 tokens.*--rope-scaling/);
+      m.setRopeScaling({ type: 'yarn', factor: 4 });
+      const ok = await post();
+      expect(ok.status).toBe(200);
+      expect(ok.body.usage.completion_tokens).toBe(3);
     } finally {
       m.dispose();
     }
