@@ -1,10 +1,11 @@
 // RoPE (lib/ops/rope.ts): the table against MiniMind's fixture and a float32 emulation of precompute_pos_cis;
 // both rotation styles against a float64 reference, at offsets, in place; the backward against the
-// reference's transpose and the reference backward against central finite differences.
+// reference's transpose and the reference backward against central finite differences; the scaled tables
+// (linear: the plain table at p / F; YaRN: a float64 reference of the formula; factor 1: the plain table).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward } from '../lib/autograd/tape';
-import { disposeRopeTable, rope, ropeInPlace_, RopeStyle, ropeTable } from '../lib/ops/rope';
+import { disposeRopeTable, rope, ropeInPlace_, RopeStyle, ropeTable, scaledRopeTable } from '../lib/ops/rope';
 import { resetStepArenas } from '../lib/tensor/memory';
 import { Tensor } from '../lib/tensor/tensor';
 import { dot, expectClose, finiteDiff, leaf, randn } from './helpers';
@@ -106,4 +107,81 @@ test('bad inputs get clear errors', () => {
   expect(() => rope(Tensor.zeros([1, 4, 2, 32]), table, 'half', 13)).toThrow(/positions 13..16 outside the table/);
   expect(() => ropeTable(16, 31, 1e4)).toThrow(/even/);
   disposeRopeTable(table);
+});
+
+describe('RoPE scaling', () => {
+  /** The table's values as [maxT][HD/2] rows of cos and sin. */
+  const rows = (t: { cos: Tensor; sin: Tensor }, p: number, half: number) =>
+    [...t.cos.toArray().slice(p * half, (p + 1) * half), ...t.sin.toArray().slice(p * half, (p + 1) * half)];
+
+  test.each([[2, 32, 1e4], [4, 48, 1e6], [2.5, 32, 1e4]])('linear (F = %d, HD %i, theta %d) is the plain table at p / F',
+    (F, HD, theta) => {
+      const L = 40, maxT = Math.floor(L * F), half = HD / 2;
+      const table = ropeTable(maxT, HD, theta, { type: 'linear', factor: F }, L);
+      const plain = ropeTable(L, HD, theta);
+      // Where p / F is a whole position k the row is the plain row k.
+      for (let k = 0; k * F < maxT; k++) {
+        if (Number.isInteger(k * F)) expect(rows(table, k * F, half)).toEqual(rows(plain, k, half));
+      }
+      // Everywhere: MiniMind's float32 steps at position p / F, emulated independently.
+      const f = Math.fround, cos = new Float64Array(maxT * half), sin = new Float64Array(maxT * half);
+      for (let i = 0; i < half; i++) {
+        const frequency = f(1 / f(Math.pow(theta, f(f(2 * i) / HD))));
+        for (let p = 0; p < maxT; p++) {
+          cos[p * half + i] = f(Math.cos(f(f(p / F) * frequency)));
+          sin[p * half + i] = f(Math.sin(f(f(p / F) * frequency)));
+        }
+      }
+      expectClose(table.cos.toArray(), cos, 1.2e-7, 0, 'cos');
+      expectClose(table.sin.toArray(), sin, 1.2e-7, 0, 'sin');
+      disposeRopeTable(table);
+      disposeRopeTable(plain);
+    });
+
+  /** YaRN in float64, from the paper's definitions (beta_fast 32, beta_slow 1 over the original context L). */
+  function yarnReference(maxT: number, HD: number, theta: number, F: number, L: number) {
+    const half = HD / 2;
+    // The dimension index at which a frequency makes `turns` full rotations over L positions.
+    const dimensionFor = (turns: number) => (HD * Math.log(L / (turns * 2 * Math.PI))) / (2 * Math.log(theta));
+    const low = Math.max(0, Math.floor(dimensionFor(32))), high = Math.min(HD - 1, Math.ceil(dimensionFor(1)));
+    const attention = 1 + 0.1 * Math.log(F);
+    const cos = new Float64Array(maxT * half), sin = new Float64Array(maxT * half);
+    for (let i = 0; i < half; i++) {
+      const ramp = Math.min(1, Math.max(0, (i - low) / (high === low ? 0.001 : high - low)));
+      const extrapolated = Math.pow(theta, -2 * i / HD), interpolated = extrapolated / F;
+      const frequency = interpolated * ramp + extrapolated * (1 - ramp);
+      for (let p = 0; p < maxT; p++) {
+        cos[p * half + i] = attention * Math.cos(p * frequency);
+        sin[p * half + i] = attention * Math.sin(p * frequency);
+      }
+    }
+    return { cos, sin, low, high };
+  }
+
+  test.each([[4, 32, 1e4, 64], [2, 64, 1e6, 128], [8, 48, 1e4, 32]])('yarn (F = %d, HD %i, theta %d, L %i) is the formula',
+    (F, HD, theta, L) => {
+      const maxT = L * F, half = HD / 2;
+      const table = ropeTable(maxT, HD, theta, { type: 'yarn', factor: F }, L);
+      const ref = yarnReference(maxT, HD, theta, F, L);
+      expect(ref.low).toBeLessThan(half); // both regimes occur: kept high frequencies and interpolated low ones
+      expect(ref.high).toBeGreaterThan(0);
+      // float32 frequency and angle: the angle's relative error is a few float32 roundings.
+      const tol = 4e-7 * maxT;
+      expectClose(table.cos.toArray(), ref.cos, tol, 0, 'cos');
+      expectClose(table.sin.toArray(), ref.sin, tol, 0, 'sin');
+      disposeRopeTable(table);
+    });
+
+  test.each(['linear', 'yarn'] as const)('%s with factor 1 is the plain table', (type) => {
+    const table = ropeTable(64, 32, 1e4, { type, factor: 1 }, 64);
+    const plain = ropeTable(64, 32, 1e4);
+    expect(table.cos.toArray()).toEqual(plain.cos.toArray());
+    expect(table.sin.toArray()).toEqual(plain.sin.toArray());
+    // The scaled formulas themselves reduce to it too (ropeTable takes the native path for factor 1).
+    const computed = scaledRopeTable(64, 32, 1e4, { type, factor: 1 }, 64);
+    expectClose(computed.cos, plain.cos.toArray(), 1.2e-7, 0, 'cos');
+    expectClose(computed.sin, plain.sin.toArray(), 1.2e-7, 0, 'sin');
+    disposeRopeTable(table);
+    disposeRopeTable(plain);
+  });
 });

@@ -4,11 +4,13 @@ import * as readline from 'node:readline';
 import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
 import { loadModelFolder } from '../io/model-folder';
+import { contextLength } from '../nn/config';
 import { Tokenizer } from '../tokenizer';
 import type { ChatMessage } from '../tokenizer/types';
 import { applyLora } from '../train/lora';
+import { applyRopeScaling, ROPE_SCALING_OPTIONS, RopeScalingArgs } from './rope-scaling';
 
-interface ChatArgs {
+interface ChatArgs extends RopeScalingArgs {
   model: string;
   system?: string;
   history: number;
@@ -35,10 +37,12 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
       .option('top-p', { type: 'number', default: 1 })
       .option('repetition-penalty', { type: 'number', default: 1 })
       .option('seed', { type: 'number', default: 1337 })
-      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' }) as Argv<ChatArgs>,
+      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .options(ROPE_SCALING_OPTIONS) as Argv<ChatArgs>,
   handler: async (argv) => {
     const model = loadModelFolder(argv.model);
     if (argv.lora) applyLora(model, argv.lora);
+    applyRopeScaling(model, argv);
     const tokenizer = Tokenizer.load(argv.model);
     const tty = process.stdin.isTTY;
     const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: tty });
@@ -66,7 +70,8 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
           { role: 'user', content: text }];
         let prompt = tokenizer.encode(tokenizer.applyChatTemplate(messages, true));
         // Keep the newest tokens when the conversation outgrows the context.
-        const budget = model.cfg.max_seq_len - Math.min(argv['max-new-tokens'], Math.floor(model.cfg.max_seq_len / 2));
+        const context = contextLength(model.cfg);
+        const budget = context - Math.min(argv['max-new-tokens'], Math.floor(context / 2));
         if (prompt.length > budget) prompt = prompt.slice(prompt.length - budget);
         const stream = tokenizer.createStreamDecoder();
         const r = generate(model, prompt, {

@@ -1,13 +1,15 @@
-// `minimind-native generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [sampling options] [--json]`
+// `minimind-native generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [sampling options] [--stop TEXT]... [--json]`
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
+import { StopStringFilter } from '../infer/stop';
 import { loadModelFolder } from '../io/model-folder';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
+import { applyRopeScaling, ROPE_SCALING_OPTIONS, RopeScalingArgs } from './rope-scaling';
 
-interface GenerateArgs {
+interface GenerateArgs extends RopeScalingArgs {
   model: string;
   prompt?: string;
   'prompt-ids'?: string;
@@ -19,6 +21,7 @@ interface GenerateArgs {
   'penalty-form': 'signed' | 'divide';
   seed: number;
   lora?: string;
+  stop?: string[];
   json: boolean;
 }
 
@@ -46,7 +49,9 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         describe: 'signed: divide positive logits, multiply negative ones; divide: MiniMind v1' })
       .option('seed', { type: 'number', default: 0 })
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
-      .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ...}' })
+      .options(ROPE_SCALING_OPTIONS)
+      .option('stop', { type: 'string', array: true, describe: 'end when the text contains TEXT (repeatable; TEXT is not printed)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ..., "finish_reason": ...}' })
       .check((a) => {
         if ((a.prompt === undefined) === (a['prompt-ids'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-ids');
         return true;
@@ -55,6 +60,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
     const model = loadModelFolder(argv.model);
     try {
       if (argv.lora) applyLora(model, argv.lora);
+      applyRopeScaling(model, argv);
       const tokenizer = fs.existsSync(path.join(argv.model, 'tokenizer.json')) ? Tokenizer.load(argv.model) : null;
       let prompt: number[];
       if (argv['prompt-ids'] !== undefined) prompt = parseIds(argv['prompt-ids'], '--prompt-ids');
@@ -63,7 +69,14 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         prompt = tokenizer.encode(argv.prompt!);
       }
       const eos = tokenizer && tokenizer.eosId >= 0 ? [tokenizer.eosId] : [];
-      const stream = !argv.json && tokenizer ? tokenizer.createStreamDecoder() : null;
+      const stops = argv.stop ?? [];
+      if (stops.length && !tokenizer) throw new Error(`${argv.model}: no tokenizer.json, so --stop strings cannot be matched`);
+      // Text is decoded as it arrives (for streaming and stop strings); --json prints it once at the end.
+      const stream = tokenizer ? tokenizer.createStreamDecoder() : null;
+      const filter = new StopStringFilter(stops);
+      const show = (text: string) => {
+        if (!argv.json) process.stdout.write(text);
+      };
       const result = generate(model, prompt, {
         maxNewTokens: argv['max-new-tokens'],
         temperature: argv.temperature,
@@ -74,12 +87,15 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         seed: argv.seed,
         eosIds: eos,
         onToken: (id) => {
-          if (stream) process.stdout.write(stream.push(id));
+          if (!stream) return;
+          show(filter.push(stream.push(id)));
+          return !filter.stopped; // false ends generation with finish_reason "stop"
         },
       });
-      const text = tokenizer ? tokenizer.decode(result.ids) : '';
-      if (argv.json) console.log(JSON.stringify({ ids: result.ids, text, finish_reason: result.finishReason }));
-      else if (stream) process.stdout.write(stream.flush() + '\n');
+      if (stream) show(filter.push(stream.flush()) + filter.flush());
+      // ids: every generated token (after a stop string, the last one holds it); text: cut before the stop string.
+      if (argv.json) console.log(JSON.stringify({ ids: result.ids, text: filter.full, finish_reason: result.finishReason }));
+      else if (stream) show('\n');
       else console.log(result.ids.join(' '));
     } finally {
       model.dispose();

@@ -5,8 +5,9 @@ import { loadModelFolder } from '../io/model-folder';
 import { createServer } from '../serve/server';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
+import { applyRopeScaling, ROPE_SCALING_OPTIONS, RopeScalingArgs } from './rope-scaling';
 
-interface ServeArgs {
+interface ServeArgs extends RopeScalingArgs {
   model: string;
   host: string;
   port: number;
@@ -29,10 +30,12 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('name', { type: 'string', describe: 'the model id reported by /v1/models (default: the folder name)' })
       .option('max-queue', { type: 'number', default: 64, describe: 'requests waiting before 429' })
       .option('max-body', { type: 'number', default: 1 << 20, describe: 'request body limit in bytes' })
-      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' }) as Argv<ServeArgs>,
+      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .options(ROPE_SCALING_OPTIONS) as Argv<ServeArgs>,
   handler: async (argv) => {
     const model = loadModelFolder(argv.model);
     if (argv.lora) applyLora(model, argv.lora);
+    applyRopeScaling(model, argv);
     const tokenizer = Tokenizer.load(argv.model);
     const name = argv.name ?? path.basename(path.resolve(argv.model));
     const server = createServer({ model, tokenizer, modelName: name, apiKey: argv['api-key'],

@@ -4,6 +4,7 @@
 import { noGrad } from '../autograd/tape';
 import { tokenLosses } from '../ops/loss';
 import type { DataLoader } from '../data';
+import { contextError, contextLength } from '../nn/config';
 import { MiniMind } from '../nn/model';
 import { resetStepArenas } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
@@ -18,9 +19,7 @@ export interface LossReport {
 export function evalTokenLoss(model: MiniMind, tokens: Uint16Array | Int32Array, seqLen: number, batchSize = 8,
   onProgress?: (done: number, total: number) => void): LossReport {
   if (seqLen < 2) throw new Error(`--seq-len must be at least 2, got ${seqLen}`);
-  if (seqLen - 1 > model.cfg.max_seq_len) {
-    throw new Error(`--seq-len ${seqLen} needs ${seqLen - 1} positions; the model has max_seq_len ${model.cfg.max_seq_len}`);
-  }
+  if (seqLen - 1 > contextLength(model.cfg)) throw contextError(model.cfg, `--seq-len ${seqLen} needs ${seqLen - 1} positions`);
   const windows = Math.floor(tokens.length / seqLen);
   if (windows === 0) throw new Error(`the data has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
   const T = seqLen - 1;

@@ -1,6 +1,7 @@
 // Autoregressive generation: prefill the prompt through preallocated KV caches, then one token per step.
 // A Decoder yields one token per call, so callers can stream, await between tokens (the server) or stop early.
 import { noGrad } from '../autograd/tape';
+import { contextError, contextLength } from '../nn/config';
 import { KVCache, MiniMind } from '../nn/model';
 import { resetStepArenas } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
@@ -41,10 +42,8 @@ export class Decoder {
     private readonly opts: GenerateOptions,
   ) {
     if (prompt.length === 0) throw new Error('generate: the prompt is empty');
-    const maxLen = model.cfg.max_seq_len;
-    if (prompt.length >= maxLen) {
-      throw new Error(`the prompt has ${prompt.length} tokens; the model's context is ${maxLen} tokens (max_seq_len)`);
-    }
+    const maxLen = contextLength(model.cfg);
+    if (prompt.length >= maxLen) throw contextError(model.cfg, `the prompt has ${prompt.length} tokens, leaving no room to generate`);
     const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
     this.sampling = { ...DEFAULT_SAMPLING, ...given };
     this.rng = new Rng(opts.seed ?? 0);
@@ -67,7 +66,7 @@ export class Decoder {
   /** The next token id, or null when generation has finished (see finishReason). */
   next(): number | null {
     if (this.finishReason) return null;
-    if (this.ids.length >= this.opts.maxNewTokens || this.all.length >= this.model.cfg.max_seq_len) {
+    if (this.ids.length >= this.opts.maxNewTokens || this.all.length >= contextLength(this.model.cfg)) {
       this.finish('length');
       return null;
     }
@@ -78,7 +77,7 @@ export class Decoder {
     }
     this.ids.push(id);
     this.all.push(id);
-    if (this.ids.length < this.opts.maxNewTokens && this.all.length < this.model.cfg.max_seq_len) {
+    if (this.ids.length < this.opts.maxNewTokens && this.all.length < contextLength(this.model.cfg)) {
       this.logits = this.caches ? this.forward([id], this.all.length - 1) : this.forward(this.all, 0);
     }
     return id;

@@ -1,11 +1,11 @@
 // The model configuration, with MiniMind's LMConfig field names (config.json), the named configurations,
-// and the derived sizes (head dim, FFN width, parameter count).
+// and the derived sizes (head dim, FFN width, parameter count, context length).
 import * as fs from 'node:fs';
 import { readJsonObject } from '../util/fsutil';
 
-import type { RopeStyle } from '../ops/rope';
+import type { RopeScaling, RopeStyle } from '../ops/rope';
 
-export type { RopeStyle };
+export type { RopeScaling, RopeStyle };
 
 export interface LMConfig {
   dim: number;
@@ -21,6 +21,11 @@ export interface LMConfig {
   rope_theta: number;
   /** 'interleaved': MiniMind v1's complex pairs; 'half': MiniMind2/Llama rotate-half. */
   rope_style: RopeStyle;
+  /**
+   * RoPE scaling for a context longer than max_seq_len (HF config.json's field; "rope_type" is read as "type"):
+   * the context becomes floor(max_seq_len * factor). null: none.
+   */
+  rope_scaling: RopeScaling | null;
   use_moe: boolean;
   num_experts_per_tok: number;
   n_routed_experts: number;
@@ -44,6 +49,7 @@ export const DEFAULT_CONFIG: LMConfig = {
   max_seq_len: 512,
   rope_theta: 10000,
   rope_style: 'interleaved',
+  rope_scaling: null,
   use_moe: false,
   num_experts_per_tok: 2,
   n_routed_experts: 4,
@@ -88,10 +94,41 @@ export function resolveConfig(partial: Partial<LMConfig> & Record<string, unknow
   if (cfg.rope_style !== 'interleaved' && cfg.rope_style !== 'half') {
     throw new Error(`${where}: field "rope_style" must be "interleaved" or "half", got ${JSON.stringify(cfg.rope_style)}`);
   }
+  cfg.rope_scaling = resolveRopeScaling(partial.rope_scaling, where);
   if (cfg.use_moe && cfg.num_experts_per_tok > cfg.n_routed_experts) {
     throw new Error(`${where}: num_experts_per_tok ${cfg.num_experts_per_tok} > n_routed_experts ${cfg.n_routed_experts}`);
   }
   return cfg;
+}
+
+/** Validates a rope_scaling value ({type | rope_type: "linear" | "yarn", factor ≥ 1}; other keys are ignored). */
+export function resolveRopeScaling(value: unknown, where = 'config'): RopeScaling | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error(`${where}: field "rope_scaling" must be an object {"type": "linear"|"yarn", "factor": F} or null`);
+  }
+  const v = value as Record<string, unknown>;
+  const type = v.type ?? v.rope_type;
+  if (type !== 'linear' && type !== 'yarn') {
+    throw new Error(`${where}: rope_scaling.type must be "linear" or "yarn", got ${JSON.stringify(type)}`);
+  }
+  if (typeof v.factor !== 'number' || !Number.isFinite(v.factor) || v.factor < 1) {
+    throw new Error(`${where}: rope_scaling.factor must be a number ≥ 1, got ${JSON.stringify(v.factor)}`);
+  }
+  return { type, factor: v.factor };
+}
+
+/** Tokens the model attends over: max_seq_len, times the RoPE scaling factor when set. */
+export function contextLength(c: LMConfig): number {
+  return c.rope_scaling ? Math.floor(c.max_seq_len * c.rope_scaling.factor) : c.max_seq_len;
+}
+
+/** The error for an input longer than the context (`what` says what and how long), naming the limit and the fix. */
+export function contextError(c: LMConfig, what: string): Error {
+  const limit = contextLength(c);
+  const scaled = c.rope_scaling ? ` (max_seq_len ${c.max_seq_len} × ${c.rope_scaling.type} RoPE scaling ${c.rope_scaling.factor})` : ' (max_seq_len)';
+  const hint = c.rope_scaling ? 'a larger --rope-factor' : 'RoPE scaling (--rope-scaling linear|yarn --rope-factor F)';
+  return new Error(`${what}; the model's context is ${limit} tokens${scaled}. For longer text use ${hint}`);
 }
 
 /** A named configuration, or a config.json file with LMConfig field names. */
@@ -131,5 +168,6 @@ export function activeParameterCount(c: LMConfig): number {
 
 /** The config.json a model folder holds. */
 export function configJson(c: LMConfig): Record<string, unknown> {
-  return { model_type: 'minimind', ...c, hidden_dim: ffnHidden(c) };
+  const { rope_scaling: scaling, ...rest } = c;
+  return { model_type: 'minimind', ...rest, hidden_dim: ffnHidden(c), ...(scaling ? { rope_scaling: scaling } : {}) };
 }

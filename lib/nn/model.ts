@@ -17,11 +17,11 @@ import { crossEntropy } from '../ops/loss';
 import { moeAuxLoss, moeCombine, moeDispatch, moeRoute } from '../ops/moe';
 import { rmsnorm } from '../ops/norm';
 import { concatRows, lastRow, sliceRows } from '../ops/rows';
-import { disposeRopeTable, rope, ropeTable, RopeTable } from '../ops/rope';
+import { disposeRopeTable, rope, RopeScaling, ropeTable, RopeTable } from '../ops/rope';
 import { swiglu } from '../ops/swiglu';
 import { Device } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
-import { ffnHidden, headDim, LMConfig } from './config';
+import { contextError, contextLength, ffnHidden, headDim, LMConfig, resolveRopeScaling } from './config';
 
 /** Named persistent parameters, in state_dict order. */
 export class ParameterStore {
@@ -242,10 +242,11 @@ export class MiniMind {
   readonly tokEmbeddings: Tensor;
   readonly layers: Block[] = [];
   readonly norm: RMSNorm;
-  readonly rope: RopeTable;
+  /** cos/sin for the whole context (contextLength(cfg) positions). */
+  rope: RopeTable;
 
   constructor(
-    readonly cfg: LMConfig,
+    public cfg: LMConfig,
     readonly device: Device = 'cpu',
   ) {
     // The attention kernels tile the head dimension by 16 (MiniMind uses 32 and 48).
@@ -255,7 +256,16 @@ export class MiniMind {
     this.tokEmbeddings = this.params.create('tok_embeddings.weight', [cfg.vocab_size, cfg.dim]);
     for (let i = 0; i < cfg.n_layers; i++) this.layers.push(new Block(cfg, this.params, i));
     this.norm = new RMSNorm(this.params.create('norm.weight', [cfg.dim]), cfg.norm_eps);
-    this.rope = ropeTable(cfg.max_seq_len, headDim(cfg), cfg.rope_theta);
+    this.rope = ropeTable(contextLength(cfg), headDim(cfg), cfg.rope_theta, cfg.rope_scaling, cfg.max_seq_len);
+  }
+
+  /** Switches RoPE scaling (null: none) after loading: the context becomes contextLength(cfg). */
+  setRopeScaling(scaling: RopeScaling | null): void {
+    const cfg = { ...this.cfg, rope_scaling: resolveRopeScaling(scaling, 'RoPE scaling') };
+    const table = ropeTable(contextLength(cfg), headDim(cfg), cfg.rope_theta, cfg.rope_scaling, cfg.max_seq_len);
+    disposeRopeTable(this.rope);
+    this.rope = table;
+    this.cfg = cfg;
   }
 
   /** The output projection is the embedding matrix itself (weight tying). */
@@ -272,9 +282,7 @@ export class MiniMind {
   forward(tokens: Tensor, opts: ForwardOptions = {}): Tensor {
     const [B, T] = tokens.shape;
     const offset = opts.offset ?? 0;
-    if (offset + T > this.cfg.max_seq_len) {
-      throw new Error(`sequence of ${offset + T} tokens exceeds max_seq_len ${this.cfg.max_seq_len}`);
-    }
+    if (offset + T > contextLength(this.cfg)) throw contextError(this.cfg, `a sequence of ${offset + T} tokens`);
     let x = embedding(tokens, this.tokEmbeddings);
     for (let i = 0; i < this.layers.length; i++) {
       x = this.layers[i].forward(x, this.rope, offset, opts.caches ? opts.caches[i] : null, opts.withAux ?? false);
@@ -309,7 +317,7 @@ export class MiniMind {
     return aux ? add(loss, reshape(aux, loss.shape)) : loss;
   }
 
-  createCaches(maxLen = this.cfg.max_seq_len): KVCache[] {
+  createCaches(maxLen = contextLength(this.cfg)): KVCache[] {
     return this.layers.map(() => new KVCache(maxLen, this.cfg.n_kv_heads, headDim(this.cfg), this.device));
   }
 

@@ -1,6 +1,8 @@
 // Rotary position embeddings (RoPE) with autograd.
 //   ropeTable(maxT, HD, theta): persistent cos/sin tables [maxT, HD/2], fp32, computed exactly as MiniMind's
 //     precompute_pos_cis (angle(p, i) = p * theta^(-2i/HD), every step rounded to float32).
+//   ropeTable(maxT, HD, theta, scaling): the same for a context stretched by scaling.factor F beyond the
+//     original length L the model was trained on (see scaledRopeTable).
 //   rope(x [B, T, H, HD], table, style, offset): rotates each pair at positions offset .. offset + T - 1.
 //     'interleaved': pairs (x[2i], x[2i+1]), MiniMind v1's complex form;
 //     'half':        pairs (x[i], x[i + HD/2]), MiniMind2 / Llama rotate_half.
@@ -15,6 +17,15 @@ import { accumulate } from './elementwise';
 import { kernels } from './kernels';
 
 export type RopeStyle = 'interleaved' | 'half';
+
+/**
+ * RoPE scaling (config.json's rope_scaling): 'linear' interpolates positions (p / F); 'yarn' interpolates only
+ * the low frequencies and scales the attention (YaRN, Peng et al. 2023). factor 1 is no scaling.
+ */
+export interface RopeScaling {
+  type: 'linear' | 'yarn';
+  factor: number;
+}
 const STYLE_CODE: Record<RopeStyle, number> = { interleaved: 0, half: 1 };
 
 interface RopeKernels {
@@ -35,8 +46,12 @@ export interface RopeTable {
 
 const where = 'rope (lib/ops/rope.ts)';
 
-/** The cos/sin tables for positions 0 .. maxT-1 (persistent, on the CPU; free with disposeRopeTable). */
-export function ropeTable(maxT: number, headDim: number, theta: number): RopeTable {
+/**
+ * The cos/sin tables for positions 0 .. maxT-1 (persistent, on the CPU; free with disposeRopeTable). With
+ * `scaling`, `originalMaxT` is the context the model was trained on (YaRN picks the frequencies to keep by it).
+ */
+export function ropeTable(maxT: number, headDim: number, theta: number, scaling: RopeScaling | null = null,
+  originalMaxT = maxT): RopeTable {
   if (!Number.isInteger(maxT) || maxT < 1) throw new Error(`${where}: maxT must be a positive integer, got ${maxT}`);
   if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) {
     throw new Error(`${where}: headDim must be a positive even integer, got ${headDim}`);
@@ -46,8 +61,69 @@ export function ropeTable(maxT: number, headDim: number, theta: number): RopeTab
   const sin = Tensor.persistent([maxT, headDim / 2]);
   cos.name = 'rope.cos';
   sin.name = 'rope.sin';
-  kernels<RopeKernels>('cpu').ropeTable(cos.ptr, sin.ptr, maxT, headDim, theta);
+  if (!scaling || scaling.factor === 1) kernels<RopeKernels>('cpu').ropeTable(cos.ptr, sin.ptr, maxT, headDim, theta);
+  else {
+    const scaled = scaledRopeTable(maxT, headDim, theta, scaling, originalMaxT);
+    cos.upload(scaled.cos);
+    sin.upload(scaled.sin);
+  }
   return { cos, sin, maxT, headDim, theta };
+}
+
+/** Frequency i's rotations per position as MiniMind rounds it: 1 / theta^(2i/HD), each step in float32. */
+function frequency(i: number, headDim: number, theta: number): number {
+  const f = Math.fround;
+  return f(1 / f(Math.pow(theta, f(f(2 * i) / headDim))));
+}
+
+/**
+ * Scaled tables as arrays [maxT * HD/2]. Frequency i (f_i = theta^(-2i/HD)) turns at angle(p, i) = p * s_i * f_i:
+ *   linear: s_i = 1 / F for every i, i.e. position interpolation: the angle at p is the plain angle at p / F.
+ *   yarn:   s_i blends extrapolation (s = 1) and interpolation (s = 1 / F) by how many turns frequency i makes over
+ *           the original context L: r(d) = HD·ln(L / (2π·d)) / (2·ln theta) is the index at which d turns fit in L;
+ *           indices below lo = floor(r(32)) (fast, ≥ 32 turns) keep s = 1, those above hi = ceil(r(1)) (slow, < 1 turn)
+ *           get 1 / F, linear in between; cos and sin are multiplied by mscale = 0.1·ln F + 1 (the attention
+ *           temperature, which scales the logits q·k by mscale²).
+ * Each step is rounded to float32 as the plain table is (and as HF computes them): linear rounds p / F, so the row
+ * at p = kF is exactly the plain row k; yarn rounds s_i·f_i once per frequency.
+ */
+export function scaledRopeTable(maxT: number, headDim: number, theta: number, scaling: RopeScaling,
+  originalMaxT: number): { cos: Float32Array; sin: Float32Array } {
+  const F = scaling.factor;
+  if (!(F >= 1)) throw new Error(`${where}: the scaling factor must be ≥ 1, got ${F}`);
+  if (scaling.type !== 'linear' && scaling.type !== 'yarn') {
+    throw new Error(`${where}: unknown RoPE scaling type ${JSON.stringify(scaling.type)}`);
+  }
+  const f = Math.fround;
+  const half = headDim / 2;
+  const cos = new Float32Array(maxT * half);
+  const sin = new Float32Array(maxT * half);
+  if (scaling.type === 'linear') {
+    for (let i = 0; i < half; i++) {
+      const rate = frequency(i, headDim, theta);
+      for (let p = 0; p < maxT; p++) {
+        const angle = f(f(p / F) * rate);
+        cos[p * half + i] = Math.cos(angle);
+        sin[p * half + i] = Math.sin(angle);
+      }
+    }
+    return { cos, sin };
+  }
+  const turnsIndex = (turns: number) => (headDim * Math.log(originalMaxT / (turns * 2 * Math.PI))) / (2 * Math.log(theta));
+  const lo = Math.max(Math.floor(turnsIndex(32)), 0);
+  let hi = Math.min(Math.ceil(turnsIndex(1)), headDim - 1);
+  if (hi === lo) hi += 0.001; // a ramp of (almost) zero width, without dividing by zero
+  const mscale = 0.1 * Math.log(F) + 1;
+  for (let i = 0; i < half; i++) {
+    const interpolated = Math.min(Math.max((i - lo) / (hi - lo), 0), 1);
+    const rate = f(frequency(i, headDim, theta) * (interpolated / F + (1 - interpolated)));
+    for (let p = 0; p < maxT; p++) {
+      const angle = f(p * rate);
+      cos[p * half + i] = mscale * Math.cos(angle);
+      sin[p * half + i] = mscale * Math.sin(angle);
+    }
+  }
+  return { cos, sin };
 }
 
 /** Device copies of CPU tables, made on first use on cuda. */

@@ -9,7 +9,9 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { Decoder, FinishReason } from '../infer/generate';
+import { StopStringFilter } from '../infer/stop';
 import { root } from '../native';
+import { contextError, contextLength } from '../nn/config';
 import { MiniMind } from '../nn/model';
 import type { ChatMessage, TextTokenizer } from '../tokenizer/types';
 
@@ -40,59 +42,11 @@ interface GenerationRequest {
   seed: number;
 }
 
-/** Text streamed so far, holding back any tail that could still become a stop string. */
-class StopStringFilter {
-  private text = '';
-  private emitted = 0;
-  stopped = false;
-
-  constructor(private readonly stops: string[]) {}
-
-  /** Adds decoded text; returns what may be sent now. */
-  push(piece: string): string {
-    if (this.stopped) return '';
-    this.text += piece;
-    for (const s of this.stops) {
-      const at = this.text.indexOf(s, Math.max(0, this.emitted - s.length));
-      if (at >= 0) {
-        this.stopped = true;
-        const out = this.text.slice(this.emitted, at);
-        this.emitted = at;
-        this.text = this.text.slice(0, at);
-        return out;
-      }
-    }
-    let hold = 0;
-    for (const s of this.stops) {
-      for (let k = Math.min(s.length - 1, this.text.length); k > hold; k--) {
-        if (this.text.endsWith(s.slice(0, k))) {
-          hold = k;
-          break;
-        }
-      }
-    }
-    const safe = this.text.length - hold;
-    const out = this.text.slice(this.emitted, Math.max(this.emitted, safe));
-    this.emitted = Math.max(this.emitted, safe);
-    return out;
-  }
-
-  flush(): string {
-    const out = this.stopped ? '' : this.text.slice(this.emitted);
-    this.emitted = this.text.length;
-    return out;
-  }
-
-  get full(): string {
-    return this.text;
-  }
-}
-
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createServer(opts: ServerOptions): http.Server {
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
-  const maxTokensLimit = opts.maxTokensLimit ?? opts.model.cfg.max_seq_len;
+  const maxTokensLimit = opts.maxTokensLimit ?? contextLength(opts.model.cfg);
   const maxQueue = opts.maxQueue ?? 64;
   const { model, tokenizer, modelName } = opts;
   const eosIds = tokenizer.eosId >= 0 ? [tokenizer.eosId] : [];
@@ -158,9 +112,9 @@ export function createServer(opts: ServerOptions): http.Server {
       if (v < lo || v > hi) throw new HttpError(400, `"${key}" must be between ${lo} and ${hi}, got ${v}`, undefined, key);
       return v;
     };
-    const room = model.cfg.max_seq_len - prompt.length;
+    const room = contextLength(model.cfg) - prompt.length;
     if (room <= 0) {
-      throw new HttpError(400, `the prompt has ${prompt.length} tokens; this model's context is ${model.cfg.max_seq_len} tokens`,
+      throw new HttpError(400, contextError(model.cfg, `the prompt has ${prompt.length} tokens`).message,
         undefined, 'messages', 'context_length_exceeded');
     }
     const maxTokens = Math.min(num('max_tokens', num('max_completion_tokens', opts.defaultMaxTokens ?? 256, 1, maxTokensLimit), 1, maxTokensLimit), room);
