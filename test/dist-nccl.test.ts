@@ -36,6 +36,8 @@ static_assert(std::is_same<decltype(&ncclAllReduce), ncclResult_t (*)(const void
               ncclRedOp_t, ncclComm_t, cudaStream_t)>::value, "ncclAllReduce");
 static_assert(std::is_same<decltype(&ncclBroadcast), ncclResult_t (*)(const void*, void*, size_t, ncclDataType_t, int,
               ncclComm_t, cudaStream_t)>::value, "ncclBroadcast");
+static_assert(std::is_same<decltype(&ncclGroupStart), ncclResult_t (*)()>::value &&
+              std::is_same<decltype(&ncclGroupEnd), ncclResult_t (*)()>::value, "ncclGroupStart/End");
 int main() { return 0; }
 `;
 

@@ -50,6 +50,14 @@ export function record(outputs: Tensor | Tensor[], backward: Backward): void {
 }
 
 /**
+ * Calls `reached` when backward() gets to this point: after the backward of every op recorded later. (A model
+ * marks where each layer starts, so the gradients of a layer's parameters are known to be final there.)
+ */
+export function onBackward(reached: () => void): void {
+  if (gradEnabled) tape.push(reached);
+}
+
+/**
  * The gradient buffer of t, created zero-filled on first use: persistent for persistent tensors
  * (parameters), step-arena otherwise. Backward closures accumulate into it with +=.
  */

@@ -3,8 +3,10 @@
 // Each rank runs the same training command on its own shard of the data. The trainer (lib/train/trainer.ts)
 // calls this API so that every rank ends each optimizer step with the same weights:
 //   - at the start, broadcast(params) copies rank 0's weights to every rank;
-//   - after the micro-batches of a step, allReduceMean(grads) averages the gradients (one call a step, all
-//     parameters in one collective, as one bucket), so every rank takes the same optimizer step;
+//   - during the last micro-batch's backward pass, the gradients of each layer are averaged as soon as the
+//     backward has gone past that layer (allReduceMeanStart, see overlap.ts), in the background while the
+//     earlier layers are back-propagated; waitAll() before the optimizer step. So every rank takes the
+//     same optimizer step, and most of the communication hides behind computation;
 //   - allReduceNumbers([loss, ...]) averages metrics; rank 0 alone writes checkpoints and metrics.
 // The ranks find each other through torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
 // MASTER_ADDR, MASTER_PORT), set by `minimind-native launch`, torchrun, or by hand (Slurm: SLURM_PROCID,
@@ -16,7 +18,8 @@
 //   nccl  CUDA tensors, NCCL loaded at run time (native/cuda/nccl.h).
 // Every collective has a deadline (MINIMIND_DIST_TIMEOUT seconds, default 300; the rendezvous waits
 // MINIMIND_DIST_RDZV_TIMEOUT, default 60) and notices a dead peer, so a failed rank never hangs the others.
-// Collectives are synchronous (the training loop is): they block the thread until every rank has joined.
+// Collectives block the thread until every rank has joined, except the started all-reduces, which run on a
+// background thread (cpu) or their own CUDA stream (nccl) until waitAll(); all keep one order on every rank.
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import { native } from '../native';
@@ -155,6 +158,9 @@ interface Collectives {
   device: Device;
   /** In place over the segments taken as one buffer; mean or sum over ranks. f64 only on the cpu backend. */
   allReduce(segments: Segment[], dtype: 'f32' | 'f64', mean: boolean): void;
+  /** An f32 all-reduce that runs in the background until wait(). */
+  allReduceStart(segments: Segment[], mean: boolean): void;
+  wait(): void;
   broadcast(segments: Segment[], root: number): void;
   abort(): void;
   close(): void;
@@ -168,6 +174,9 @@ function cpuCollectives(handle: number, worldSize: number): Collectives {
     // The native side walks the segments itself (shm copies them straight into shared memory): no bucket.
     allReduce: (segments, dtype, mean) => cpu.distAllReduce(handle, segments.map((s) => s.address),
       segments.map((s) => s.bytes), dtype === 'f64' ? 1 : 0, mean ? 1 / worldSize : 1),
+    allReduceStart: (segments, mean) => cpu.distAllReduceStart(handle, segments.map((s) => s.address),
+      segments.map((s) => s.bytes), 0, mean ? 1 / worldSize : 1),
+    wait: () => cpu.distWait(handle),
     broadcast: (segments, root) => bucket.run(segments, (address, bytes) => cpu.distBroadcast(handle, address, bytes, root)),
     abort: () => cpu.distAbort(handle),
     close: () => {
@@ -186,6 +195,10 @@ function ncclCollectives(handle: number): Collectives {
       if (dtype !== 'f32') throw new Error(`nccl backend: all-reduce of ${dtype} is not supported`);
       bucket.run(segments, (address, bytes) => cuda.ncclAllReduce(handle, address, bytes / 4, 0, mean));
     },
+    // One NCCL group of in-place all-reduces, one per tensor: no bucket copy to wait for.
+    allReduceStart: (segments, mean) => cuda.ncclAllReduceStart(handle, segments.map((s) => s.address),
+      segments.map((s) => s.bytes / 4), 0, mean),
+    wait: () => cuda.ncclWait(handle),
     broadcast: (segments, root) => bucket.run(segments, (address, bytes) => cuda.ncclBroadcast(handle, address, bytes, root)),
     abort: () => cuda.ncclClose(handle, true),
     close: () => {
@@ -249,6 +262,21 @@ export class Dist {
   allReduceMean(tensors: Tensor[]): void {
     const segments = this.segments(tensors, 'allReduceMean', ['f32']);
     this.guard(() => this.comm.allReduce(segments, 'f32', true));
+  }
+
+  /**
+   * Starts replacing each f32 tensor by its mean over the ranks, in the background: the tensors must not be
+   * touched until waitAll(). Ranks must start the same tensors in the same order.
+   */
+  allReduceMeanStart(tensors: Tensor[]): void {
+    const segments = this.segments(tensors, 'allReduceMeanStart', ['f32']);
+    this.guard(() => this.comm.allReduceStart(segments, true));
+  }
+
+  /** Returns when every started all-reduce has finished (and throws if one failed). */
+  waitAll(): void {
+    if (this.closed) throw new Error('dist.waitAll: the communicator is closed');
+    this.guard(() => this.comm.wait());
   }
 
   /** Overwrites every rank's tensors with rank `root`'s (any dtype), in one collective. */

@@ -8,6 +8,7 @@
 //
 // Shapes: B batch, T sequence, C = dim, NH query heads, NKV key/value heads, HD = C / NH, V vocabulary.
 // Parameters are persistent tensors named exactly as MiniMind v1's state_dict.
+import { isGradEnabled, onBackward } from '../autograd/tape';
 import { releaseWorkingCopies } from '../cuda/mixed';
 import { attention } from '../ops/attention';
 import { add, reshape, scale as scaleOp } from '../ops/elementwise';
@@ -226,6 +227,15 @@ export class Block {
   }
 }
 
+/**
+ * Told where each layer starts in a recorded forward pass, then when the backward pass has gone past it (so
+ * that the gradients of the layer's parameters are complete): data-parallel training averages them then.
+ */
+export interface LayerBackwardHook {
+  recorded(layer: number): void;
+  reached(layer: number): void;
+}
+
 export interface ForwardOptions {
   /** Position of the first token (decoding with a KV cache). */
   offset?: number;
@@ -244,6 +254,8 @@ export class MiniMind {
   readonly norm: RMSNorm;
   /** cos/sin for the whole context (contextLength(cfg) positions). */
   rope: RopeTable;
+  /** Set by data-parallel training for the backward passes whose gradients it averages layer by layer. */
+  layerBackwardHook: LayerBackwardHook | null = null;
 
   constructor(
     public cfg: LMConfig,
@@ -285,6 +297,11 @@ export class MiniMind {
     if (offset + T > contextLength(this.cfg)) throw contextError(this.cfg, `a sequence of ${offset + T} tokens`);
     let x = embedding(tokens, this.tokEmbeddings);
     for (let i = 0; i < this.layers.length; i++) {
+      const hook = this.layerBackwardHook;
+      if (hook && isGradEnabled()) {
+        hook.recorded(i);
+        onBackward(() => hook.reached(i));
+      }
       x = this.layers[i].forward(x, this.rope, offset, opts.caches ? opts.caches[i] : null, opts.withAux ?? false);
     }
     if (opts.lastOnly) x = lastRow(x);

@@ -5,8 +5,9 @@
 // bit for bit from its checkpoint. Ctrl-C (SIGINT) finishes the current step, saves a checkpoint and exits.
 // Data-parallel ([dist], lib/dist): every rank runs this loop on its data shard; weights start from rank 0's,
 // gradients are averaged once per step, so every rank takes the same steps; rank 0 writes checkpoints/metrics.
-import { backward, gradOf } from '../autograd/tape';
+import { backward } from '../autograd/tape';
 import type { Dist } from '../dist';
+import { GradientOverlap } from '../dist/overlap';
 import { scale } from '../ops/elementwise';
 import { AdamW } from '../optim/adamw';
 import { clipGradNorm } from '../optim/clip';
@@ -119,6 +120,7 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
         'rank\'s data shard must have the same batches per epoch (lib/dist/sharding.ts)');
     }
   }
+  const overlap = dist ? new GradientOverlap(dist, params) : null; // [dist]
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
@@ -151,6 +153,8 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
       let lossSum = 0;
       let tokens = 0;
       for (let micro = 0; micro < opts.accum; micro++) {
+        // [dist] The last micro-batch's backward pass averages each layer's gradients as soon as they are complete.
+        if (overlap && micro === opts.accum - 1) overlap.arm(model);
         const batch = source.next();
         const loss = lossOf(batch);
         lossSum += loss.item();
@@ -162,9 +166,8 @@ export async function train(model: MiniMind, params: Tensor[], source: BatchSour
         }
         resetStepArenas();
       }
-      // [dist] One all-reduce per optimizer step: every rank gets the mean gradient (gradOf gives a zero
-      // gradient to a parameter this rank's batches did not reach, so all ranks send the same buffers).
-      if (dist) dist.allReduceMean(params.map((p) => gradOf(p)));
+      // [dist] Every rank has the mean gradient once the all-reduces started during the backward pass are done.
+      overlap?.finish(model);
       const gradNorm = opts.clip > 0 ? clipGradNorm(params, opts.clip) : 0;
       optimizer.step(lr);
       optimizer.zeroGrad();

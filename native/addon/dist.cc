@@ -4,13 +4,19 @@
 //   cpu.distTcpListen(host) -> {fd, port};  cpu.distTcpConnect(rank, world, fd, nextHost, nextPort, timeoutS) -> handle
 //   cpu.distAllReduce(handle, addresses[], bytes[], dtype 0=f32 1=f64, scale)   in place over the buffers taken
 //                                                     as one: scale * sum over ranks (one collective)
+//   cpu.distAllReduceStart(handle, addresses[], bytes[], dtype, scale)   the same, on the communicator's
+//                                                     background thread; cpu.distWait(handle) waits for all started
 //   cpu.distBroadcast(handle, address, bytes, root)
 //   cpu.distSetTimeout(handle, seconds); cpu.distAbort(handle); cpu.distClose(handle)
 // With the CUDA backend compiled, NCCL (native/cuda/nccl.h) on the cuda object:
 //   cuda.ncclUnavailableReason() -> '' or why; cuda.ncclVersion(); cuda.ncclUniqueId() -> Buffer(128)
 //   cuda.ncclInit(rank, world, idBuffer, device) -> handle; cuda.ncclAllReduce(handle, address, count, dtype 0=f32
-//   1=bf16, average); cuda.ncclBroadcast(handle, address, bytes, root); cuda.ncclClose(handle, abort)
-// Collectives block the calling thread (training is synchronous); failures throw JS errors with the reason.
+//   1=bf16, average); cuda.ncclAllReduceStart(handle, addresses[], counts[], dtype, average) on the
+//   communicator's own stream, cuda.ncclWait(handle); cuda.ncclBroadcast(handle, address, bytes, root);
+//   cuda.ncclClose(handle, abort)
+// Collectives block the calling thread, except the ...Start ones, which overlap the backward pass until the
+// matching wait; a blocking collective first waits for the started ones, so every rank keeps one order.
+// Failures throw JS errors with the reason.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,21 +33,44 @@ namespace {
 
 using mm::dist::Communicator;
 
+// A communicator and the background thread of its started collectives (declared after it, so destroyed first).
+struct Entry {
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<mm::dist::CollectiveQueue> queue = std::make_unique<mm::dist::CollectiveQueue>();
+};
+
 std::mutex registry_mutex;
-std::map<int, std::unique_ptr<Communicator>> communicators;
+std::map<int, Entry> communicators;
 int next_handle = 1;
 
 int keep(std::unique_ptr<Communicator> c) {
   std::lock_guard<std::mutex> lock(registry_mutex);
-  communicators[next_handle] = std::move(c);
+  communicators[next_handle].comm = std::move(c);
   return next_handle++;
 }
 
-Communicator& get(const Napi::CallbackInfo& info) {
+Entry& entry(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto it = communicators.find(mm::i32(info, 0));
   if (it == communicators.end()) throw Napi::Error::New(info.Env(), "dist: communicator is closed");
-  return *it->second;
+  return it->second;
+}
+
+// The communicator for a blocking collective, once the started ones have finished.
+Communicator& idle(const Napi::CallbackInfo& info) {
+  Entry& e = entry(info);
+  e.queue->wait();
+  return *e.comm;
+}
+
+std::vector<mm::dist::Segment> segments_of(const Napi::CallbackInfo& info) {
+  Napi::Array addresses = info[1].As<Napi::Array>(), bytes = info[2].As<Napi::Array>();
+  std::vector<mm::dist::Segment> segments(addresses.Length());
+  for (uint32_t i = 0; i < addresses.Length(); ++i) {
+    segments[i] = {reinterpret_cast<void*>(static_cast<uintptr_t>(addresses.Get(i).As<Napi::Number>().Int64Value())),
+                   bytes.Get(i).As<Napi::Number>().Int64Value()};
+  }
+  return segments;
 }
 
 // Runs `fn`, turning C++ exceptions into JS errors.
@@ -90,31 +119,44 @@ Napi::Value TcpConnect(const Napi::CallbackInfo& info) {
 
 Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    Napi::Array addresses = info[1].As<Napi::Array>(), bytes = info[2].As<Napi::Array>();
-    std::vector<mm::dist::Segment> segments(addresses.Length());
-    for (uint32_t i = 0; i < addresses.Length(); ++i) {
-      segments[i] = {reinterpret_cast<void*>(static_cast<uintptr_t>(addresses.Get(i).As<Napi::Number>().Int64Value())),
-                     bytes.Get(i).As<Napi::Number>().Int64Value()};
-    }
-    get(info).all_reduce(segments, static_cast<mm::dist::DType>(mm::i32(info, 3)), mm::num(info, 4));
+    idle(info).all_reduce(segments_of(info), static_cast<mm::dist::DType>(mm::i32(info, 3)), mm::num(info, 4));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value AllReduceStart(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    Entry& e = entry(info);
+    Communicator* comm = e.comm.get();
+    auto dtype = static_cast<mm::dist::DType>(mm::i32(info, 3));
+    double scale = mm::num(info, 4);
+    e.queue->start([comm, segments = segments_of(info), dtype, scale] { comm->all_reduce(segments, dtype, scale); });
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Wait(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    entry(info).queue->wait();
     return info.Env().Undefined();
   });
 }
 
 Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    get(info).broadcast(mm::ptr<void>(info, 1), mm::i64(info, 2), mm::i32(info, 3));
+    idle(info).broadcast(mm::ptr<void>(info, 1), mm::i64(info, 2), mm::i32(info, 3));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value SetTimeout(const Napi::CallbackInfo& info) {
-  get(info).set_timeout(mm::num(info, 1));
+  entry(info).comm->set_timeout(mm::num(info, 1));
   return info.Env().Undefined();
 }
 
+// Safe while a started collective runs on the background thread: it makes that one fail too.
 Napi::Value Abort(const Napi::CallbackInfo& info) {
-  get(info).abort();
+  entry(info).comm->abort();
   return info.Env().Undefined();
 }
 
@@ -157,6 +199,27 @@ Napi::Value NcclAllReduce(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value NcclAllReduceStart(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    Napi::Array addresses = info[1].As<Napi::Array>(), counts = info[2].As<Napi::Array>();
+    std::vector<void*> data(addresses.Length());
+    std::vector<int64_t> sizes(addresses.Length());
+    for (uint32_t i = 0; i < addresses.Length(); ++i) {
+      data[i] = reinterpret_cast<void*>(static_cast<uintptr_t>(addresses.Get(i).As<Napi::Number>().Int64Value()));
+      sizes[i] = counts.Get(i).As<Napi::Number>().Int64Value();
+    }
+    nccl::all_reduce_start(mm::i32(info, 0), data, sizes, mm::i32(info, 3), mm::flag(info, 4));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NcclWait(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    nccl::wait(mm::i32(info, 0));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value NcclBroadcast(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     nccl::broadcast(mm::i32(info, 0), mm::ptr<void>(info, 1), mm::i64(info, 2), mm::i32(info, 3));
@@ -180,6 +243,8 @@ MM_BINDINGS(dist) {
   mm::def(env, cpu, "distTcpListen", TcpListen);
   mm::def(env, cpu, "distTcpConnect", TcpConnect);
   mm::def(env, cpu, "distAllReduce", AllReduce);
+  mm::def(env, cpu, "distAllReduceStart", AllReduceStart);
+  mm::def(env, cpu, "distWait", Wait);
   mm::def(env, cpu, "distBroadcast", Broadcast);
   mm::def(env, cpu, "distSetTimeout", SetTimeout);
   mm::def(env, cpu, "distAbort", Abort);
@@ -190,6 +255,8 @@ MM_BINDINGS(dist) {
   mm::def(env, cuda, "ncclUniqueId", NcclUniqueId);
   mm::def(env, cuda, "ncclInit", NcclInit);
   mm::def(env, cuda, "ncclAllReduce", NcclAllReduce);
+  mm::def(env, cuda, "ncclAllReduceStart", NcclAllReduceStart);
+  mm::def(env, cuda, "ncclWait", NcclWait);
   mm::def(env, cuda, "ncclBroadcast", NcclBroadcast);
   mm::def(env, cuda, "ncclClose", NcclClose);
 #endif

@@ -11,9 +11,15 @@
 // hosts (tcp_ring.h). NCCL, for GPUs, lives in the CUDA backend (native/cuda/nccl.h).
 #pragma once
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace mm::dist {
@@ -96,6 +102,76 @@ class Communicator {
  protected:
   int rank_, world_;
   double timeout_s_;  // per collective call
+};
+
+// Runs a communicator's collectives on a background thread, in the order they were started, so that the
+// caller can go on computing (the backward pass of earlier layers) while gradients travel. wait() returns when
+// everything started has finished, and rethrows the first failure; after a failure the rest is skipped.
+class CollectiveQueue {
+ public:
+  CollectiveQueue() : worker_([this] { run(); }) {}
+  ~CollectiveQueue() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    worker_.join();
+  }
+  CollectiveQueue(const CollectiveQueue&) = delete;
+  CollectiveQueue& operator=(const CollectiveQueue&) = delete;
+
+  void start(std::function<void()> collective) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.push_back(std::move(collective));
+    }
+    changed_.notify_all();
+  }
+
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return pending_.empty() && !busy_; });
+    if (failure_) {
+      std::exception_ptr failure = failure_;
+      failure_ = nullptr;
+      std::rethrow_exception(failure);
+    }
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty()) return;  // stopping, nothing left
+      std::function<void()> collective = std::move(pending_.front());
+      pending_.pop_front();
+      busy_ = true;
+      const bool skip = failure_ != nullptr;
+      lock.unlock();
+      std::exception_ptr failure;
+      if (!skip) {
+        try {
+          collective();
+        } catch (...) {
+          failure = std::current_exception();
+        }
+      }
+      lock.lock();
+      if (failure) failure_ = failure;
+      busy_ = false;
+      changed_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::function<void()>> pending_;
+  bool busy_ = false;
+  bool stopping_ = false;
+  std::exception_ptr failure_;
+  std::thread worker_;  // last: starts after the members it uses exist
 };
 
 }  // namespace mm::dist

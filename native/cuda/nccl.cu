@@ -28,6 +28,8 @@ struct Library {
   mm::nccl::CommDestroyFn comm_destroy = nullptr;
   mm::nccl::CommAbortFn comm_abort = nullptr;
   mm::nccl::GetErrorStringFn get_error_string = nullptr;
+  mm::nccl::GroupStartFn group_start = nullptr;
+  mm::nccl::GroupEndFn group_end = nullptr;
 };
 
 template <typename Fn>
@@ -50,7 +52,8 @@ const Library& library() {
     if (find(l, l.get_version, "ncclGetVersion") && find(l, l.get_unique_id, "ncclGetUniqueId") &&
         find(l, l.comm_init_rank, "ncclCommInitRank") && find(l, l.all_reduce, "ncclAllReduce") &&
         find(l, l.broadcast, "ncclBroadcast") && find(l, l.comm_destroy, "ncclCommDestroy") &&
-        find(l, l.comm_abort, "ncclCommAbort") && find(l, l.get_error_string, "ncclGetErrorString")) {
+        find(l, l.comm_abort, "ncclCommAbort") && find(l, l.get_error_string, "ncclGetErrorString") &&
+        find(l, l.group_start, "ncclGroupStart") && find(l, l.group_end, "ncclGroupEnd")) {
       l.error.clear();
     }
     return l;
@@ -74,16 +77,28 @@ void check_cuda(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("nccl: ") + what + ": " + cudaGetErrorString(e));
 }
 
+// A communicator with the stream its started all-reduces run on, and the event that orders them after the
+// default stream's work.
+struct Communicator {
+  mm::nccl::Comm comm = nullptr;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t ready = nullptr;
+};
+
 std::mutex comms_mutex;
-std::map<int, mm::nccl::Comm> comms;
+std::map<int, Communicator> comms;
 int next_handle = 1;
 
-mm::nccl::Comm comm_of(int handle) {
+Communicator communicator(int handle) {
   std::lock_guard<std::mutex> lock(comms_mutex);
   auto it = comms.find(handle);
   if (it == comms.end()) throw std::runtime_error("nccl: communicator " + std::to_string(handle) + " is closed");
   return it->second;
 }
+
+mm::nccl::Comm comm_of(int handle) { return communicator(handle).comm; }
+
+mm::nccl::DataType nccl_dtype(int dtype) { return dtype == 1 ? mm::nccl::kBfloat16 : mm::nccl::kFloat32; }
 
 }  // namespace
 
@@ -114,21 +129,44 @@ int init_rank(int rank, int world, const std::string& id, int device) {
   check_cuda(cudaSetDevice(device), "cudaSetDevice");
   mm::nccl::UniqueId uid;
   std::copy(id.begin(), id.end(), uid.internal);
-  mm::nccl::Comm comm = nullptr;
-  check(loaded().comm_init_rank(&comm, world, uid, rank), "ncclCommInitRank");
+  Communicator c;
+  check(loaded().comm_init_rank(&c.comm, world, uid, rank), "ncclCommInitRank");
+  // Non-blocking: the stream does not wait for the legacy default stream on its own; the event orders it.
+  check_cuda(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  check_cuda(cudaEventCreateWithFlags(&c.ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   std::lock_guard<std::mutex> lock(comms_mutex);
-  comms[next_handle] = comm;
+  comms[next_handle] = c;
   return next_handle++;
 }
 
 void all_reduce(int handle, void* data, int64_t count, int dtype, bool average) {
   mm::nccl::Comm comm = comm_of(handle);
   check_cuda(cudaDeviceSynchronize(), "before all_reduce");
-  check(loaded().all_reduce(data, data, static_cast<size_t>(count), dtype == 1 ? mm::nccl::kBfloat16 : mm::nccl::kFloat32,
+  check(loaded().all_reduce(data, data, static_cast<size_t>(count), nccl_dtype(dtype),
                             average ? mm::nccl::kAvg : mm::nccl::kSum, comm, nullptr),
         "ncclAllReduce");
   check_cuda(cudaDeviceSynchronize(), "after all_reduce");
 }
+
+void all_reduce_start(int handle, const std::vector<void*>& data, const std::vector<int64_t>& counts, int dtype,
+                      bool average) {
+  const Communicator c = communicator(handle);
+  check_cuda(cudaEventRecord(c.ready, cudaStreamLegacy), "cudaEventRecord");
+  check_cuda(cudaStreamWaitEvent(c.stream, c.ready, 0), "cudaStreamWaitEvent");
+  const Library& lib = loaded();
+  check(lib.group_start(), "ncclGroupStart");
+  for (size_t i = 0; i < data.size(); ++i) {
+    mm::nccl::Result r = lib.all_reduce(data[i], data[i], static_cast<size_t>(counts[i]), nccl_dtype(dtype),
+                                        average ? mm::nccl::kAvg : mm::nccl::kSum, c.comm, c.stream);
+    if (r != mm::nccl::kSuccess) {
+      lib.group_end();
+      check(r, "ncclAllReduce");
+    }
+  }
+  check(lib.group_end(), "ncclGroupEnd");
+}
+
+void wait(int handle) { check_cuda(cudaStreamSynchronize(communicator(handle).stream), "waiting for all-reduces"); }
 
 void broadcast(int handle, void* data, int64_t bytes, int root) {
   mm::nccl::Comm comm = comm_of(handle);
@@ -141,16 +179,22 @@ void broadcast(int handle, void* data, int64_t bytes, int root) {
 }
 
 void destroy(int handle, bool abort) {
-  mm::nccl::Comm comm;
+  Communicator c;
   {
     std::lock_guard<std::mutex> lock(comms_mutex);
     auto it = comms.find(handle);
     if (it == comms.end()) return;
-    comm = it->second;
+    c = it->second;
     comms.erase(it);
   }
-  if (abort) loaded().comm_abort(comm);
-  else loaded().comm_destroy(comm);
+  // Abort first: it unblocks a collective still running on the stream, which a synchronize would wait for.
+  if (abort) loaded().comm_abort(c.comm);
+  else {
+    cudaStreamSynchronize(c.stream);
+    loaded().comm_destroy(c.comm);
+  }
+  cudaEventDestroy(c.ready);
+  cudaStreamDestroy(c.stream);
 }
 
 }  // namespace mm::cuda::nccl

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mm::cuda::nccl {
 
@@ -17,6 +18,12 @@ std::string unique_id();          // 128 bytes, made by rank 0 and shared throug
 int init_rank(int rank, int world, const std::string& id, int device);
 // In place on device memory; dtype: 0 f32, 1 bf16; average over ranks when `average`, else sum.
 void all_reduce(int handle, void* data, int64_t count, int dtype, bool average);
+// Starts in-place all-reduces of several device buffers (one NCCL group) on the communicator's own stream,
+// ordered after the work queued so far on the default stream (the kernels that produced the gradients), and
+// returns at once: the backward pass goes on while they run. wait() blocks until all started ones are done.
+void all_reduce_start(int handle, const std::vector<void*>& data, const std::vector<int64_t>& counts, int dtype,
+                      bool average);
+void wait(int handle);
 void broadcast(int handle, void* data, int64_t bytes, int root);
 void destroy(int handle, bool abort);
 

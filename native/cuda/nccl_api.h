@@ -60,5 +60,7 @@ using BroadcastFn = Result (*)(const void* send, void* recv, size_t count, DataT
 using CommDestroyFn = Result (*)(Comm comm);
 using CommAbortFn = Result (*)(Comm comm);
 using GetErrorStringFn = const char* (*)(Result result);
+using GroupStartFn = Result (*)();
+using GroupEndFn = Result (*)();
 
 }  // namespace mm::nccl

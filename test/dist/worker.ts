@@ -3,9 +3,10 @@
 // Modes:
 //   env          print the launcher's variables as JSON, then a line without a newline; FAIL_RANK=r exits 3
 //                on rank r while the others sleep (the launcher must stop them)
-//   collectives  all-reduce SIZES buffers (bucketed and single), broadcast, allReduceNumbers, barrier; writes
+//   collectives  all-reduce SIZES buffers (bucketed, single, then each one started in the background and
+//                waited for after the blocking collectives below), broadcast, allReduceNumbers, barrier; writes
 //                the results to $OUT_DIR/collectives-rank<r>.bin and a JSON summary to stdout
-//   die          all-reduce in a loop; rank 1 kills itself (SIGKILL) after 3 rounds
+//   die          all-reduce in a loop (blocking and started, alternately); rank 1 kills itself (SIGKILL) after 3 rounds
 //   stall        all-reduce in a loop; rank 1 stops calling collectives for STALL_MS after 3 rounds
 //   train        the DDP linear-regression run (linreg.ts); TRAIN_JSON holds its options; writes
 //                $OUT_DIR/<TAG>-rank<r>.json with the final parameters
@@ -55,11 +56,14 @@ async function main(mode: string): Promise<void> {
     dist.allReduceMean(bucket);  // one bucketed call
     const single = Tensor.from(rankData(rank, SIZES.length - 1), [SIZES[SIZES.length - 1]], 'f32', 'cpu', true);
     dist.allReduceMean([single]);  // in place, no bucket
+    const started = SIZES.map((_, i) => Tensor.from(rankData(rank, i), [SIZES[i]], 'f32', 'cpu', true));
+    for (const t of started) dist.allReduceMeanStart([t]); // in the background; the broadcast waits for them
     const ints = Tensor.from([rank, 10 * rank, -rank], [3], 'i32', 'cpu', true);
     dist.broadcast([ints], 1);
     const numbers = dist.allReduceNumbers([rank, 1.5]);
     dist.barrier();
-    const out = Buffer.concat([...bucket, single].map((t) => Buffer.from((t.toArray() as Float32Array).buffer)));
+    dist.waitAll();
+    const out = Buffer.concat([...bucket, single, ...started].map((t) => Buffer.from((t.toArray() as Float32Array).buffer)));
     fs.writeFileSync(path.join(env.OUT_DIR!, `collectives-rank${rank}.bin`), out);
     console.log(JSON.stringify({ rank, transport: dist.transport, ints: Array.from(ints.toArray()), numbers }));
   } else if (mode === 'die' || mode === 'stall') {
@@ -70,7 +74,11 @@ async function main(mode: string): Promise<void> {
         if (mode === 'die') process.kill(process.pid, 'SIGKILL');
         sleep(Number(env.STALL_MS ?? 60_000));
       }
-      dist.allReduceMean([t]);
+      if (round % 2) dist.allReduceMean([t]);
+      else {
+        dist.allReduceMeanStart([t]);
+        dist.waitAll();
+      }
     }
   }
   dist.close();
