@@ -85,6 +85,14 @@ export function scale(x: Tensor, alpha: number): Tensor {
 /** The same values under another shape; gradients flow straight through. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const out = x.reshapeView(shape);
-  if (needsGrad(x)) record(out, () => accumulate(gradBuffer(x), out.grad!));
+  if (needsGrad(x)) {
+    record(out, () => {
+      // The first gradient of an activation is the output's gradient itself, reshaped: no copy.
+      if (!x.grad && !x.isPersistent) {
+        x.grad = out.grad!.reshapeTake(x.shape);
+        out.grad = null;
+      } else accumulate(gradBuffer(x), out.grad!);
+    });
+  }
   return out;
 }

@@ -31,7 +31,7 @@ export class Tensor {
     readonly device: Device,
     private readonly storage: Storage,
     /** False for views (reshapeView, narrowView): only the owner frees the memory. */
-    private readonly owns = true,
+    private owns = true,
   ) {
     this.size = numel(shape);
   }
@@ -149,6 +149,17 @@ export class Tensor {
       throw new Error(`cannot view ${this.describe()} as [${shape.join(', ')}]`);
     }
     return new Tensor(this.ptr, resolved, this.dtype, this.device, this.storage, false);
+  }
+
+  /**
+   * The same memory under another shape, taking over ownership (this tensor becomes a view): how a reshape's
+   * backward hands its output's gradient to its input without copying it.
+   */
+  reshapeTake(shape: Shape): Tensor {
+    const t = this.reshapeView(shape);
+    t.owns = this.owns;
+    this.owns = false;
+    return t;
   }
 
   /** Rows [start, start+count) of the first dimension, sharing memory. */
