@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { readImportSource } from '../lib/cli/io';
 import { ffnHidden, headDim, LMConfig, resolveConfig } from '../lib/nn/config';
 import { exportGguf, readGguf } from '../lib/io/gguf';
-import { exportHf, halfToInterleavedRows, interleavedToHalfRows } from '../lib/io/hf';
+import { configFromHf, exportHf, halfToInterleavedRows, interleavedToHalfRows, llamaConfig } from '../lib/io/hf';
 import { bytesToF32, readSafetensors } from '../lib/io/safetensors';
 import { readModelFolderStateDict, StateDict, v1TensorShapes } from '../lib/io/state-dict';
 import { expectClose, randn } from './helpers';
@@ -253,6 +253,19 @@ describe('RoPE row permutation', () => {
 });
 
 describe('HF folder', () => {
+  test('a RoPE-scaled model: rope_scaling as transformers reads it, and the import gives the same config back', () => {
+    for (const type of ['linear', 'yarn'] as const) {
+      const cfg = resolveConfig({ dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, max_seq_len: 256, rope_scaling: { type, factor: 4 } }, 'test');
+      const hf = llamaConfig(cfg, { bos: 1, eos: 2 });
+      expect(hf.rope_scaling).toEqual({ rope_type: type, factor: 4, original_max_position_embeddings: 256 });
+      expect(hf.max_position_embeddings).toBe(1024);
+      const back = configFromHf(hf, 'config.json');
+      expect([back.max_seq_len, back.rope_scaling]).toEqual([256, { type, factor: 4 }]);
+    }
+    const plain = llamaConfig(resolveConfig({ dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2 }, 'test'), { bos: 1, eos: 2 });
+    expect([plain.rope_scaling, configFromHf(plain, 'config.json').rope_scaling]).toEqual([null, null]);
+  });
+
   test('config, files, tensor names, no lm_head, tokenizer add_prefix_space aligned with tokenizer.json', () => {
     const cfg = resolveConfig({ dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2 }, 'test');
     const sd = sampleStateDict(cfg);

@@ -160,6 +160,17 @@ describe('exportGguf metadata for the v1 tokenizer', () => {
     expect(Array.from(norm.data)).toEqual(Array.from(sd.get('norm.weight')!.data));
   });
 
+  test('a RoPE-scaled model gets llama.cpp\'s scaling keys and its scaled context length', () => {
+    const scaled = resolveConfig({ dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, rope_scaling: { type: 'yarn', factor: 2 } }, 'test');
+    const file = path.join(tmp, 'yarn.gguf');
+    exportGguf(scaled, sampleStateDict(scaled), V1_TOKENIZER, file, { dtype: 'f32' });
+    const { metadata } = readGguf(file);
+    expect(metadata.get('llama.context_length')).toEqual({ type: 'u32', value: 1024 });
+    expect(metadata.get('llama.rope.scaling.type')).toEqual({ type: 'string', value: 'yarn' });
+    expect(metadata.get('llama.rope.scaling.factor')).toEqual({ type: 'f32', value: 2 });
+    expect(metadata.get('llama.rope.scaling.original_context_length')).toEqual({ type: 'u32', value: 512 });
+  });
+
   test('MoE models and non-GPT-2 pre-tokenizers are refused with a reason', () => {
     const moe = resolveConfig({ dim: 32, n_layers: 1, n_heads: 4, n_kv_heads: 2, use_moe: true }, 'test');
     expect(() => exportGguf(moe, sd, V1_TOKENIZER, path.join(tmp, 'moe.gguf'))).toThrow(/MoE/);

@@ -13,7 +13,7 @@
 // reuses token_embd. llama.cpp's NORM RoPE rotates adjacent pairs, exactly MiniMind v1's interleaved RoPE, so
 // v1 wq/wk rows are written as they are; a rotate-half model (rope_style 'half') gets the inverse permutation.
 import * as fs from 'node:fs';
-import { ffnHidden, headDim, LMConfig } from '../nn/config';
+import { contextLength, ffnHidden, headDim, LMConfig } from '../nn/config';
 import { tempName } from '../util/fsutil';
 import { halfToInterleavedRows, readTokenizerInfo } from './hf';
 import { halfToFloat } from './safetensors';
@@ -380,7 +380,7 @@ export function exportGguf(cfg: LMConfig, sd: StateDict, tokenizerDir: string, f
   const metadata: [string, GgufValue][] = [
     ['general.architecture', { type: 'string', value: 'llama' }],
     ['general.name', { type: 'string', value: opts.name ?? 'minimind-v1' }],
-    ['llama.context_length', { type: 'u32', value: cfg.max_seq_len }],
+    ['llama.context_length', { type: 'u32', value: contextLength(cfg) }],
     ['llama.embedding_length', { type: 'u32', value: cfg.dim }],
     ['llama.block_count', { type: 'u32', value: cfg.n_layers }],
     ['llama.feed_forward_length', { type: 'u32', value: ffnHidden(cfg) }],
@@ -388,6 +388,12 @@ export function exportGguf(cfg: LMConfig, sd: StateDict, tokenizerDir: string, f
     ['llama.attention.head_count_kv', { type: 'u32', value: cfg.n_kv_heads }],
     ['llama.rope.dimension_count', { type: 'u32', value: hd }],
     ['llama.rope.freq_base', { type: 'f32', value: cfg.rope_theta }],
+    // A RoPE-scaled model: llama.cpp's scaling keys (its YaRN applies the same 0.1 ln F + 1 attention factor).
+    ...(cfg.rope_scaling ? [
+      ['llama.rope.scaling.type', { type: 'string', value: cfg.rope_scaling.type }],
+      ['llama.rope.scaling.factor', { type: 'f32', value: cfg.rope_scaling.factor }],
+      ['llama.rope.scaling.original_context_length', { type: 'u32', value: cfg.max_seq_len }],
+    ] as [string, GgufValue][] : []),
     ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: cfg.norm_eps }],
     ['llama.vocab_size', { type: 'u32', value: cfg.vocab_size }],
     ['general.file_type', { type: 'u32', value: dtype === 'f16' ? 1 : 0 }], // ALL_F32 / MOSTLY_F16

@@ -14,7 +14,7 @@
 // rope_style 'half' model is written as is.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ffnHidden, headDim, LMConfig, resolveConfig } from '../nn/config';
+import { contextLength, ffnHidden, headDim, LMConfig, resolveConfig } from '../nn/config';
 import { writeFileAtomic } from '../util/fsutil';
 import { f32Bytes, SafeTensor, writeSafetensors } from './safetensors';
 import { readJsonObject } from '../util/fsutil';
@@ -101,8 +101,10 @@ export function configFromHf(raw: Record<string, unknown>, where: string): LMCon
   return resolveConfig({
     dim: pick('hidden_size'), n_layers: pick('num_hidden_layers'), n_heads: pick('num_attention_heads'),
     n_kv_heads: pick('num_key_value_heads', 'num_attention_heads'), vocab_size: pick('vocab_size'),
-    hidden_dim: pick('intermediate_size'), norm_eps: pick('rms_norm_eps'), max_seq_len: pick('max_position_embeddings'),
-    rope_theta: pick('rope_theta'), rope_style: 'half', use_moe: pick('use_moe'), num_experts_per_tok: pick('num_experts_per_tok'),
+    hidden_dim: pick('intermediate_size'), norm_eps: pick('rms_norm_eps'),
+    // A scaled model's trained context is original_max_position_embeddings (see llamaConfig).
+    max_seq_len: hfRopeScaling(raw)?.original_max_position_embeddings ?? pick('max_position_embeddings'),
+    rope_scaling: hfRopeScaling(raw) ?? null, rope_theta: pick('rope_theta'), rope_style: 'half', use_moe: pick('use_moe'), num_experts_per_tok: pick('num_experts_per_tok'),
     n_routed_experts: pick('n_routed_experts'), n_shared_experts: pick('n_shared_experts'), aux_loss_alpha: pick('aux_loss_alpha'),
     seq_aux: pick('seq_aux'), norm_topk_prob: pick('norm_topk_prob'),
   } as Partial<LMConfig> & Record<string, unknown>, where);
@@ -140,13 +142,24 @@ export function readTokenizerInfo(dir: string): TokenizerInfo {
   return { json, config, bos: idOf('bos_token'), eos: idOf('eos_token'), unk: idOf('unk_token') };
 }
 
-/** The config.json of a transformers LlamaForCausalLM with these sizes. */
+function hfRopeScaling(raw: Record<string, unknown>): Record<string, unknown> | null {
+  const v = raw.rope_scaling;
+  return v && typeof v === 'object' ? (v as Record<string, unknown>) : null;
+}
+
+/**
+ * The config.json of a transformers LlamaForCausalLM with these sizes. A RoPE-scaled model is written as
+ * transformers reads one: rope_scaling {rope_type, factor, original_max_position_embeddings: the trained
+ * context} and max_position_embeddings the scaled context.
+ */
 export function llamaConfig(cfg: LMConfig, tok: { bos: number | null; eos: number | null }): Record<string, unknown> {
   return {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: cfg.dim, intermediate_size: ffnHidden(cfg),
     num_attention_heads: cfg.n_heads, num_key_value_heads: cfg.n_kv_heads, num_hidden_layers: cfg.n_layers,
-    head_dim: headDim(cfg), hidden_act: 'silu', rms_norm_eps: cfg.norm_eps, rope_theta: cfg.rope_theta, rope_scaling: null,
-    max_position_embeddings: cfg.max_seq_len, vocab_size: cfg.vocab_size, tie_word_embeddings: true,
+    head_dim: headDim(cfg), hidden_act: 'silu', rms_norm_eps: cfg.norm_eps, rope_theta: cfg.rope_theta,
+    rope_scaling: cfg.rope_scaling ? { rope_type: cfg.rope_scaling.type, factor: cfg.rope_scaling.factor,
+      original_max_position_embeddings: cfg.max_seq_len } : null,
+    max_position_embeddings: contextLength(cfg), vocab_size: cfg.vocab_size, tie_word_embeddings: true,
     attention_bias: false, mlp_bias: false, attention_dropout: 0.0, initializer_range: 0.02, pretraining_tp: 1,
     use_cache: true, torch_dtype: 'float32', bos_token_id: tok.bos, eos_token_id: tok.eos,
   };
