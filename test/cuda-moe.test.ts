@@ -1,7 +1,7 @@
 // Mixture-of-experts routing on the CUDA backend (native/cuda/kernels/moe.cu): every kernel, forward and backward,
 // against the CPU kernels (native/cpu/moe.cc, themselves checked against float64 references and finite differences
-// in test/moe.test.ts) on the same bf16-rounded inputs; a short training run of a tiny MoE model on device 'cuda'
-// against the CPU; and the CUDA case list of `bench kernels` (bench/kernels/cuda.ts) for a described device.
+// in test/moe.test.ts) on the same bf16-rounded inputs; the ops of lib/ops/moe.ts with autograd on device 'cuda'
+// against the CPU; a short training run of a tiny MoE model on 'cuda' against the CPU; and the CUDA case list of `bench kernels` (bench/kernels/cuda.ts) for a described device.
 // Kernels run on the emulated device under forward, reverse and random fiber orders with poisoned shared memory,
 // and on the GPU under `npm run test:gpu` (where device 'cuda' of the training run is the GPU too).
 //
