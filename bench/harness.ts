@@ -62,6 +62,16 @@ export interface KernelCase {
   flops?: number;
   /** Bytes that must move to or from memory per call (memory-bound kernels). */
   bytes?: number;
+  /**
+   * The peak to report against when it is not this machine's CPU (GPU cases: the device's bf16 tensor FLOP/s and
+   * memory bandwidth, see bench/kernels/cuda.ts).
+   */
+  peak?: { gflops: number; gbps: number };
+  /**
+   * How many kernel calls one run of the prepared function makes (default 1). GPU launches are asynchronous, so a
+   * GPU case launches its kernel `repeat` times and then synchronizes; the reported time is per call.
+   */
+  repeat?: number;
   prepare(): () => void;
 }
 
@@ -71,9 +81,10 @@ export function runCase(c: KernelCase, machine: Machine): KernelResult {
   const s = medianSeconds(() => {
     fn();
     resetStepArenas();
-  });
+  }) / (c.repeat ?? 1);
   const gflops = c.flops ? c.flops / s / 1e9 : null;
   const gbps = c.bytes ? c.bytes / s / 1e9 : null;
-  const pct = gflops !== null ? (100 * gflops) / machine.peak_gflops : (100 * (gbps ?? 0)) / machine.bandwidth_gbps;
+  const peak = c.peak ?? { gflops: machine.peak_gflops, gbps: machine.bandwidth_gbps };
+  const pct = gflops !== null ? (100 * gflops) / peak.gflops : (100 * (gbps ?? 0)) / peak.gbps;
   return { kernel: c.kernel, pass: c.pass, shape: c.shape, median_s: s, gflops, gbps, pct_peak: pct };
 }

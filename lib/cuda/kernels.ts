@@ -50,6 +50,28 @@ export interface CudaKernels extends MemoryKernels {
   attentionForward(out: number, lse: number, q: number, k: number, v: number, B: number, T: number, NH: number, NKV: number, HD: number, scale: number): void;
   /** dq, dk, dv += gradients (bf16), recomputed from the forward's out and lse. Deterministic. */
   attentionBackward(dq: number, dk: number, dv: number, dout: number, out: number, lse: number, q: number, k: number, v: number, B: number, T: number, NH: number, NKV: number, HD: number, scale: number): void;
+  // ---- mixture-of-experts routing (native/cuda/kernels/moe.cu), the contract of native/cpu/moe.h with bf16 rows:
+  // N tokens, E experts, k slots, C dims; assignment a = token*k + slot, position p = its expert-sorted row.
+  // Gradient addresses of 0 are skipped.
+  /**
+   * logits [N, E] bf16 -> scores [N, E] f32 (softmax), weights [N, k] f32 (top-k, divided by their sum + 1e-20
+   * when renorm), experts/order/positions [N*k] i32, offsets [E+1] i32 (a stable sort by expert).
+   */
+  moeRoute(logits: number, N: number, E: number, k: number, renorm: boolean, scores: number, weights: number, experts: number, offsets: number, order: number, positions: number): void;
+  /** dlogits [N, E] bf16 += the router's backward from dweights [N, k] and/or dscores [N, E] (f32, or 0). */
+  moeRouteBackward(dlogits: number, scores: number, weights: number, experts: number, dweights: number, dscores: number, N: number, E: number, k: number, renorm: boolean): void;
+  /** out[0] (f32) = sum of coef[b, e] * scores[b, t, e]. */
+  moeAuxLoss(out: number, scores: number, coef: number, B: number, T: number, E: number): void;
+  /** dscores[b, t, e] += dloss[0] * coef[b, e]. */
+  moeAuxLossBackward(dscores: number, dloss: number, coef: number, B: number, T: number, E: number): void;
+  /** out [N*k, C] bf16: out[p] = x[order[p] / k]. */
+  moeDispatch(out: number, x: number, order: number, N: number, k: number, C: number): void;
+  /** dx [N, C] bf16 += the sum over each token's slots, in slot order, of dout[positions[a]]. */
+  moeDispatchBackward(dx: number, dout: number, positions: number, N: number, k: number, C: number): void;
+  /** y [N, C] bf16 = sum over slots, in slot order, of weights[a] (f32) * expertOut[positions[a]] (bf16). */
+  moeCombine(y: number, expertOut: number, weights: number, positions: number, N: number, k: number, C: number): void;
+  /** dexpertOut[p] (bf16) += weights[a] * dy[a / k] (a = order[p]); dweights[a] (f32) += dy[a / k] . expertOut[positions[a]]. */
+  moeCombineBackward(dexpertOut: number, dweights: number, dy: number, expertOut: number, weights: number, order: number, positions: number, N: number, k: number, C: number): void;
 }
 
 /** Scratch floats after out[0] that sumSquares needs. */

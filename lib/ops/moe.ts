@@ -10,9 +10,16 @@
 // offsets[e] .. offsets[e+1]-1 of the sorted order, so an MoE layer runs expert e on
 // dispatched.narrowView(offsets[e], counts[e]). Sums over a token's slots run in slot order, so results are
 // deterministic (no atomics) and independent of the thread count.
+//
+// On cuda (native/cuda/kernels/moe.cu, the same contract): gate logits and token/expert rows are bf16 (f32 inputs
+// are cast), scores and weights f32; row gradients are accumulated in bf16, weight and score gradients in f32.
+// Each moeRoute downloads its routing integers (offsets, experts, order: (E+1) + 2*N*k int32, a few KiB per layer)
+// to the host in one copy: the MoE layer slices each expert's rows by the offsets, and the aux loss counts experts.
 import { gradOf, needsGrad, record } from '../autograd/tape';
+import { asBf16, assertFloat, GradSink, gradSink } from '../cuda/mixed';
+import { Device } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
-import { assertDtype, assertShape, kernels, sameDevice } from './kernels';
+import { assertShape, kernels, sameDevice } from './kernels';
 
 interface MoeKernels {
   moeRoute(logits: number, N: number, E: number, k: number, renorm: boolean, scores: number, weights: number,
@@ -30,6 +37,13 @@ interface MoeKernels {
 }
 
 const k = (t: Tensor) => kernels<MoeKernels>(t.device);
+
+/** Token and expert rows (and gate logits): f32 on the CPU, bf16 on cuda. */
+const rowDtype = (device: Device) => (device === 'cuda' ? 'bf16' : 'f32');
+/** A row tensor as the device's kernels read it. */
+const rowInput = (t: Tensor) => (t.device === 'cuda' ? asBf16(t) : t);
+/** Where a kernel accumulates t's row gradient: its gradient on the CPU; a bf16 sink on cuda. */
+const rowGrad = (t: Tensor): GradSink => (t.device === 'cuda' ? gradSink(t, 'bf16') : { ptr: gradOf(t).ptr, finish: () => {} });
 
 /** The largest top-k the kernels support (a fixed-size per-token buffer in native/cpu/moe.cc). */
 export const MOE_MAX_TOP_K = 8;
@@ -67,8 +81,7 @@ export interface MoeRouting {
  * with continuous logits they do not occur in practice.
  */
 export function moeRoute(gateLogits: Tensor, topK: number, normTopk: boolean): MoeRouting {
-  if (gateLogits.device === 'cuda') throw new Error('moeRoute (lib/ops/moe.ts): MoE on cuda is not supported yet');
-  assertDtype('moeRoute', gateLogits, 'f32');
+  assertFloat('moeRoute', gateLogits);
   if (gateLogits.ndim !== 2) throw new Error(`moeRoute: gateLogits must be [N, E], got ${gateLogits.describe()}`);
   const [N, E] = gateLogits.shape;
   if (!Number.isInteger(topK) || topK < 1 || topK > Math.min(E, MOE_MAX_TOP_K)) {
@@ -76,30 +89,37 @@ export function moeRoute(gateLogits: Tensor, topK: number, normTopk: boolean): M
   }
   const device = gateLogits.device;
   const renorm = normTopk && topK > 1;
+  const NK = N * topK;
   const scores = Tensor.empty([N, E], 'f32', device, false);
   const weights = Tensor.empty([N, topK], 'f32', device, false);
-  const expertsTensor = Tensor.empty([N * topK], 'i32', device, false);
-  const offsetsTensor = Tensor.empty([E + 1], 'i32', device, false);
-  const orderTensor = Tensor.empty([N * topK], 'i32', device, false);
-  const positionTensor = Tensor.empty([N * topK], 'i32', device, false);
-  k(gateLogits).moeRoute(gateLogits.ptr, N, E, topK, renorm, scores.ptr, weights.ptr, expertsTensor.ptr,
+  // One i32 buffer [offsets | experts | order | positions], so the host needs one download of its first three.
+  const ints = Tensor.empty([E + 1 + 3 * NK], 'i32', device, false);
+  const offsetsTensor = ints.narrowView(0, E + 1);
+  const expertsTensor = ints.narrowView(E + 1, NK);
+  const orderTensor = ints.narrowView(E + 1 + NK, NK);
+  const positionTensor = ints.narrowView(E + 1 + 2 * NK, NK);
+  const logits = rowInput(gateLogits);
+  k(gateLogits).moeRoute(logits.ptr, N, E, topK, renorm, scores.ptr, weights.ptr, expertsTensor.ptr,
     offsetsTensor.ptr, orderTensor.ptr, positionTensor.ptr);
 
   if (needsGrad(gateLogits)) {
     record([weights, scores], () => {
-      k(gateLogits).moeRouteBackward(gradOf(gateLogits).ptr, scores.ptr, weights.ptr, expertsTensor.ptr,
+      const dlogits = rowGrad(gateLogits);
+      k(gateLogits).moeRouteBackward(dlogits.ptr, scores.ptr, weights.ptr, expertsTensor.ptr,
         weights.grad?.ptr ?? 0, scores.grad?.ptr ?? 0, N, E, topK, renorm);
+      dlogits.finish();
     });
   }
 
-  const offsets = Array.from(offsetsTensor.toArray());
+  const host = ints.narrowView(0, E + 1 + 2 * NK).toArray() as Int32Array;
+  const offsets = Array.from(host.subarray(0, E + 1));
   return {
     weights,
     scores,
-    experts: expertsTensor.toArray() as Int32Array,
+    experts: host.slice(E + 1, E + 1 + NK),
     counts: offsets.slice(1).map((end, e) => end - offsets[e]),
     offsets,
-    order: orderTensor.toArray() as Int32Array,
+    order: host.slice(E + 1 + NK),
     orderTensor,
     positionTensor,
     topK,
@@ -145,8 +165,9 @@ export function moeAuxLoss(routing: MoeRouting, B: number, T: number, alpha: num
   return out;
 }
 
+/** Checks a [rows, C] row tensor (f32; on cuda f32 or bf16); returns C. */
 function checkRows(op: string, t: Tensor, rows: number): number {
-  assertDtype(op, t, 'f32');
+  assertFloat(op, t);
   if (t.ndim !== 2 || t.shape[0] !== rows) {
     throw new Error(`${op}: expected a [${rows}, C] tensor, got ${t.describe()}`);
   }
@@ -158,10 +179,14 @@ export function moeDispatch(x: Tensor, routing: MoeRouting): Tensor {
   const { numTokens: N, topK } = routing;
   const C = checkRows('moeDispatch', x, N);
   sameDevice('moeDispatch', x, routing.orderTensor);
-  const out = Tensor.empty([N * topK, C], 'f32', x.device, false);
-  k(x).moeDispatch(out.ptr, x.ptr, routing.orderTensor.ptr, N, topK, C);
+  const out = Tensor.empty([N * topK, C], rowDtype(x.device), x.device, false);
+  k(x).moeDispatch(out.ptr, rowInput(x).ptr, routing.orderTensor.ptr, N, topK, C);
   if (needsGrad(x)) {
-    record(out, () => k(x).moeDispatchBackward(gradOf(x).ptr, out.grad!.ptr, routing.positionTensor.ptr, N, topK, C));
+    record(out, () => {
+      const dx = rowGrad(x);
+      k(x).moeDispatchBackward(dx.ptr, rowInput(out.grad!).ptr, routing.positionTensor.ptr, N, topK, C);
+      dx.finish();
+    });
   }
   return out;
 }
@@ -169,20 +194,23 @@ export function moeDispatch(x: Tensor, routing: MoeRouting): Tensor {
 /**
  * y[t] = sum over slots (in slot order) of weights[t,slot] * expertOut[position of (t,slot)]. Backward:
  * d expertOut[p] = weight * dy[token], d weights[t,slot] = dy[t] . expertOut[position].
- * (MiniMind's training path stores expert outputs in a float16 buffer before this sum; here they stay f32.)
+ * (MiniMind's training path stores expert outputs in a float16 buffer before this sum; here they stay f32, or
+ * bf16 on cuda.)
  */
 export function moeCombine(expertOut: Tensor, routing: MoeRouting): Tensor {
   const { numTokens: N, topK, weights } = routing;
   const C = checkRows('moeCombine', expertOut, N * topK);
   sameDevice('moeCombine', expertOut, weights);
   assertShape('moeCombine', weights, [N, topK]);
-  const y = Tensor.empty([N, C], 'f32', expertOut.device, false);
-  k(expertOut).moeCombine(y.ptr, expertOut.ptr, weights.ptr, routing.positionTensor.ptr, N, topK, C);
+  const rows = rowInput(expertOut);
+  const y = Tensor.empty([N, C], rowDtype(expertOut.device), expertOut.device, false);
+  k(expertOut).moeCombine(y.ptr, rows.ptr, weights.ptr, routing.positionTensor.ptr, N, topK, C);
   if (needsGrad(expertOut, weights)) {
     record(y, () => {
-      k(expertOut).moeCombineBackward(expertOut.requiresGrad ? gradOf(expertOut).ptr : 0,
-        weights.requiresGrad ? gradOf(weights).ptr : 0, y.grad!.ptr, expertOut.ptr, weights.ptr,
-        routing.orderTensor.ptr, routing.positionTensor.ptr, N, topK, C);
+      const dexpertOut = expertOut.requiresGrad ? rowGrad(expertOut) : null;
+      k(expertOut).moeCombineBackward(dexpertOut?.ptr ?? 0, weights.requiresGrad ? gradOf(weights).ptr : 0,
+        rowInput(y.grad!).ptr, rows.ptr, weights.ptr, routing.orderTensor.ptr, routing.positionTensor.ptr, N, topK, C);
+      dexpertOut?.finish();
     });
   }
   return y;

@@ -219,6 +219,83 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- mixture-of-experts routing (moe.cu); gradient pointers may be 0 (skipped) ----
+// moeRoute(logits, N, E, k, renorm, scores, weights, experts, offsets, order, positions)
+template <typename K>
+Napi::Value MoeRoute(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_route(mm::ptr<uint16_t>(info, 0), mm::i64(info, 1), mm::i32(info, 2), mm::i32(info, 3),
+                        mm::flag(info, 4), mm::ptr(info, 5), mm::ptr(info, 6), mm::ptr<int32_t>(info, 7),
+                        mm::ptr<int32_t>(info, 8), mm::ptr<int32_t>(info, 9), mm::ptr<int32_t>(info, 10)),
+           "moeRoute");
+  return info.Env().Undefined();
+}
+// moeRouteBackward(dlogits, scores, weights, experts, dweights|0, dscores|0, N, E, k, renorm)
+template <typename K>
+Napi::Value MoeRouteBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_route_backward(mm::ptr<uint16_t>(info, 0), mm::ptr(info, 1), mm::ptr(info, 2),
+                                 mm::ptr<int32_t>(info, 3), mm::ptr(info, 4), mm::ptr(info, 5), mm::i64(info, 6),
+                                 mm::i32(info, 7), mm::i32(info, 8), mm::flag(info, 9)),
+           "moeRouteBackward");
+  return info.Env().Undefined();
+}
+// moeAuxLoss(out, scores, coef, B, T, E)
+template <typename K>
+Napi::Value MoeAuxLoss(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_aux_loss(mm::ptr(info, 0), mm::ptr(info, 1), mm::ptr(info, 2), mm::i64(info, 3), mm::i64(info, 4),
+                           mm::i32(info, 5)),
+           "moeAuxLoss");
+  return info.Env().Undefined();
+}
+// moeAuxLossBackward(dscores, dloss, coef, B, T, E)
+template <typename K>
+Napi::Value MoeAuxLossBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_aux_loss_backward(mm::ptr(info, 0), mm::ptr(info, 1), mm::ptr(info, 2), mm::i64(info, 3),
+                                    mm::i64(info, 4), mm::i32(info, 5)),
+           "moeAuxLossBackward");
+  return info.Env().Undefined();
+}
+// moeDispatch(out, x, order, N, k, C)
+template <typename K>
+Napi::Value MoeDispatch(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_dispatch(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr<int32_t>(info, 2),
+                           mm::i64(info, 3), mm::i32(info, 4), mm::i64(info, 5)),
+           "moeDispatch");
+  return info.Env().Undefined();
+}
+// moeDispatchBackward(dx, dout, positions, N, k, C)
+template <typename K>
+Napi::Value MoeDispatchBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_dispatch_backward(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1),
+                                    mm::ptr<int32_t>(info, 2), mm::i64(info, 3), mm::i32(info, 4), mm::i64(info, 5)),
+           "moeDispatchBackward");
+  return info.Env().Undefined();
+}
+// moeCombine(y, expertOut, weights, positions, N, k, C)
+template <typename K>
+Napi::Value MoeCombine(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_combine(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr(info, 2),
+                          mm::ptr<int32_t>(info, 3), mm::i64(info, 4), mm::i32(info, 5), mm::i64(info, 6)),
+           "moeCombine");
+  return info.Env().Undefined();
+}
+// moeCombineBackward(dexpertOut|0, dweights|0, dy, expertOut, weights, order, positions, N, k, C)
+template <typename K>
+Napi::Value MoeCombineBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::moe_combine_backward(mm::ptr<uint16_t>(info, 0), mm::ptr(info, 1), mm::ptr<uint16_t>(info, 2),
+                                   mm::ptr<uint16_t>(info, 3), mm::ptr(info, 4), mm::ptr<int32_t>(info, 5),
+                                   mm::ptr<int32_t>(info, 6), mm::i64(info, 7), mm::i32(info, 8), mm::i64(info, 9)),
+           "moeCombineBackward");
+  return info.Env().Undefined();
+}
+
 template <typename K>
 void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "alloc", Alloc<K>);
@@ -246,6 +323,14 @@ void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "gemmTiled", Gemm<K, true>);
   mm::def(env, table, "attentionForward", AttentionForward<K>);
   mm::def(env, table, "attentionBackward", AttentionBackward<K>);
+  mm::def(env, table, "moeRoute", MoeRoute<K>);
+  mm::def(env, table, "moeRouteBackward", MoeRouteBackward<K>);
+  mm::def(env, table, "moeAuxLoss", MoeAuxLoss<K>);
+  mm::def(env, table, "moeAuxLossBackward", MoeAuxLossBackward<K>);
+  mm::def(env, table, "moeDispatch", MoeDispatch<K>);
+  mm::def(env, table, "moeDispatchBackward", MoeDispatchBackward<K>);
+  mm::def(env, table, "moeCombine", MoeCombine<K>);
+  mm::def(env, table, "moeCombineBackward", MoeCombineBackward<K>);
 }
 
 #ifdef MINIMIND_WITH_CUDA_EMU

@@ -81,4 +81,28 @@ struct MM_CUDA_BACKEND {
   static int attention_backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout, const uint16_t* out,
                                 const float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, int B,
                                 int T, int NH, int NKV, int HD, float scale);
+
+  // ---- mixture-of-experts routing (moe.cu); the contract of native/cpu/moe.h with bf16 rows and logits:
+  // logits [N, E] bf16; scores [N, E], weights [N, k] f32; experts, order, positions [N*k], offsets [E+1] int32;
+  // x, y [N, C] and expert rows [N*k, C] bf16. Null gradient pointers (dweights, dscores, dexpert_out) are skipped.
+  static int moe_route(const uint16_t* logits, int64_t N, int E, int k, bool renorm, float* scores, float* weights,
+                       int32_t* experts, int32_t* offsets, int32_t* order, int32_t* positions);
+  // dlogits (bf16) += the router's backward from dweights [N, k] and/or dscores [N, E] (f32).
+  static int moe_route_backward(uint16_t* dlogits, const float* scores, const float* weights, const int32_t* experts,
+                                const float* dweights, const float* dscores, int64_t N, int E, int k, bool renorm);
+  // out[0] = sum_{b,t,e} coef[b,e] * scores[b,t,e] (written); dscores[b,t,e] += dloss[0] * coef[b,e].
+  static int moe_aux_loss(float* out, const float* scores, const float* coef, int64_t B, int64_t T, int E);
+  static int moe_aux_loss_backward(float* dscores, const float* dloss, const float* coef, int64_t B, int64_t T,
+                                   int E);
+  // out[p] = x[order[p] / k];  dx[t] += sum over slots of dout[positions[t*k + slot]].
+  static int moe_dispatch(uint16_t* out, const uint16_t* x, const int32_t* order, int64_t N, int k, int64_t C);
+  static int moe_dispatch_backward(uint16_t* dx, const uint16_t* dout, const int32_t* positions, int64_t N, int k,
+                                   int64_t C);
+  // y[t] = sum over slots of weights[t*k+slot] * expert_out[positions[t*k+slot]];  backward: dexpert_out[p] +=
+  // weights[a] * dy[a / k] (a = order[p]), dweights[a] += dy[a / k] . expert_out[positions[a]].
+  static int moe_combine(uint16_t* y, const uint16_t* expert_out, const float* weights, const int32_t* positions,
+                         int64_t N, int k, int64_t C);
+  static int moe_combine_backward(uint16_t* dexpert_out, float* dweights, const uint16_t* dy,
+                                  const uint16_t* expert_out, const float* weights, const int32_t* order,
+                                  const int32_t* positions, int64_t N, int k, int64_t C);
 };
