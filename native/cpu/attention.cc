@@ -352,6 +352,20 @@ inline void transpose_rows(float* dst, int64_t ld_dst, const float* src, int64_t
   }
 }
 
+// dst[i * HD + d] = src[i * ld_src + d]: packs K, V, Q or dO rows contiguously. A product re-reads its B operand
+// once per register block; rows a power-of-two stride apart (1-2 KiB in MiniMind) would share a few L1 sets and
+// miss, packed rows fill the sets evenly.
+inline void pack_rows(float* dst, const float* src, int64_t ld_src, int64_t rows, int64_t HD) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t d = 0; d < HD; d += W) store(dst + i * HD + d, load(src + i * ld_src + d));
+}
+
+// dst[i * ld_dst + d] += src[i * HD + d]: adds packed gradient rows into a gradient tensor.
+inline void add_rows(float* dst, int64_t ld_dst, const float* src, int64_t rows, int64_t HD) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t d = 0; d < HD; d += W) store(dst + i * ld_dst + d, load(dst + i * ld_dst + d) + load(src + i * HD + d));
+}
+
 void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
@@ -360,9 +374,10 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
   const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
   const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
 
-  Scratch scratch(2 * HD * kBr + kBc * kBr + 3 * kBr);
+  Scratch scratch(2 * HD * kBr + kBc * HD + kBc * kBr + 3 * kBr);
   float* qt = scratch.take(HD * kBr);   // Q^T, pre-scaled; padded queries are zero
   float* o = scratch.take(kBr * HD);    // unnormalised O, one row per query
+  float* v_tile = scratch.take(kBc * HD);  // the key tile's V rows, packed
   float* st = scratch.take(kBc * kBr);  // S^T, then P^T in place
   float* m_run = scratch.take(kBr);     // running max and sum of each query's row
   float* l_run = scratch.take(kBr);
@@ -415,10 +430,11 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
       for (int64_t d = 0; d < HD; d += W) store(o + i * HD + d, load(o + i * HD + d) * factor);
     }
     // O[i] += sum_j P^T[j, i] V[j], up to the last key the slice's queries see
+    pack_rows(v_tile, v + j0 * g.row_kv, g.row_kv, keys, HD);
     const int64_t query_slice = on_diagonal ? kSlice : kBr;
     for (int64_t is = 0; is < kBr; is += query_slice) {
       const int64_t ke = on_diagonal ? std::min(keys, std::max<int64_t>(0, is + query_slice + diagonal)) : keys;
-      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v + j0 * g.row_kv, g.row_kv, o + is * HD, HD, true);
+      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v_tile, HD, o + is * HD, HD, true);
     }
   }
 
@@ -438,21 +454,29 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
   const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
   const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
 
-  // Per query head: Q^T (pre-scaled) and dO^T, lse in log2 units and D = rowsum(dO * O). Padded queries
-  // get lse = +inf, hence P = 0 and no contribution. dq, dk and dv accumulate straight into the gradients.
+  // K and V rows packed, and dK, dV summed in packed buffers that are added to the gradients at the end.
+  // Per query head: Q^T (pre-scaled) and dO^T, Q and dO rows packed, dQ summed likewise, lse in log2 units
+  // and D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
   const int64_t ld_t = skewed(t_pad), lq = g.row_q, lkv = g.row_kv;
-  Scratch scratch(2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr);
+  Scratch scratch(2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr + 4 * s.Tk * HD + 3 * s.T * HD);
   const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
-  const float* k = p.k + kv_offset;
-  const float* v = p.v + kv_offset;
-  float* dk = p.dk + kv_offset;
-  float* dv = p.dv + kv_offset;
+  float* k_rows = scratch.take(s.Tk * HD);
+  float* v_rows = scratch.take(s.Tk * HD);
+  float* dk_sum = scratch.take(s.Tk * HD);
+  float* dv_sum = scratch.take(s.Tk * HD);
   float* qt = scratch.take(HD * ld_t);
   float* dot = scratch.take(HD * ld_t);
+  float* q_rows = scratch.take(s.T * HD);
+  float* dout_rows = scratch.take(s.T * HD);
+  float* dq_sum = scratch.take(s.T * HD);
   float* lse2 = scratch.take(t_pad);
   float* delta = scratch.take(t_pad);
   float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
   float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
+  pack_rows(k_rows, p.k + kv_offset, lkv, s.Tk, HD);
+  pack_rows(v_rows, p.v + kv_offset, lkv, s.Tk, HD);
+  std::fill(dk_sum, dk_sum + s.Tk * HD, 0.0f);
+  std::fill(dv_sum, dv_sum + s.Tk * HD, 0.0f);
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     const int64_t q_offset = b * s.T * g.row_q + h * HD;
@@ -460,17 +484,19 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
     const float* lse = p.lse + (b * s.NH + h) * s.T;
     const float* q = p.q + q_offset;
     const float* dout = p.dout + q_offset;
-    float* dq = p.dq + q_offset;
-    transpose_rows(qt, ld_t, q, lq, s.T, HD, g.q_scale);
-    transpose_rows(dot, ld_t, dout, lq, s.T, HD, 1.0f);
+    pack_rows(q_rows, q, lq, s.T, HD);
+    pack_rows(dout_rows, dout, lq, s.T, HD);
+    transpose_rows(qt, ld_t, q_rows, HD, s.T, HD, g.q_scale);
+    transpose_rows(dot, ld_t, dout_rows, HD, s.T, HD, 1.0f);
     for (int64_t d = 0; d < HD; ++d) {
       std::fill(qt + d * ld_t + s.T, qt + d * ld_t + t_pad, 0.0f);
       std::fill(dot + d * ld_t + s.T, dot + d * ld_t + t_pad, 0.0f);
     }
+    std::fill(dq_sum, dq_sum + s.T * HD, 0.0f);
     for (int64_t i = 0; i < t_pad; ++i) {
       F sum{};
       if (i < s.T)
-        for (int64_t d = 0; d < HD; d += W) sum += load(dout + i * lq + d) * load(out + i * lq + d);
+        for (int64_t d = 0; d < HD; d += W) sum += load(dout_rows + i * HD + d) * load(out + i * lq + d);
       float dot_row = 0.0f;
       for (int l = 0; l < W; ++l) dot_row += sum[l];
       delta[i] = dot_row;
@@ -481,8 +507,8 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
         const int64_t keys = std::min(kBc, key_end - j0);
-        tile_product(keys, kBr, HD, RowMajor{k + j0 * lkv, lkv}, qt + i0, ld_t, pt, kBr, false);
-        tile_product(keys, kBr, HD, RowMajor{v + j0 * lkv, lkv}, dot + i0, ld_t, dst, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{k_rows + j0 * HD, HD}, qt + i0, ld_t, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v_rows + j0 * HD, HD}, dot + i0, ld_t, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
         for (int64_t iv = 0; iv < kBr; iv += W) {
           const F lse_i = load(lse2 + i0 + iv), delta_i = load(delta + i0 + iv);
@@ -499,19 +525,22 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
         for (int64_t js = 0; js < keys; js += slice) {
           const int64_t n = std::min(slice, keys - js), ib = s.causal ? std::max<int64_t>(0, js - diagonal) : 0;
           if (ib >= rows) break;
-          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout + (i0 + ib) * lq, lq,
-                       dv + (j0 + js) * lkv, lkv, true);
-          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q + (i0 + ib) * lq, lq,
-                       dk + (j0 + js) * lkv, lkv, true);
+          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout_rows + (i0 + ib) * HD, HD,
+                       dv_sum + (j0 + js) * HD, HD, true);
+          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q_rows + (i0 + ib) * HD, HD,
+                       dk_sum + (j0 + js) * HD, HD, true);
         }
         for (int64_t is = 0; is < rows; is += slice) {
           const int64_t n = std::min(slice, rows - is);
           const int64_t ke = s.causal ? std::min(keys, std::max<int64_t>(0, is + n + diagonal)) : keys;
-          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k + j0 * lkv, lkv, dq + (i0 + is) * lq, lq, true);
+          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k_rows + j0 * HD, HD, dq_sum + (i0 + is) * HD, HD, true);
         }
       }
     }
+    add_rows(p.dq + q_offset, lq, dq_sum, s.T, HD);
   }
+  add_rows(p.dk + kv_offset, lkv, dk_sum, s.Tk, HD);
+  add_rows(p.dv + kv_offset, lkv, dv_sum, s.Tk, HD);
 }
 
 #endif  // MM_ATTENTION_KERNELS
