@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "mm.h"
@@ -137,6 +138,7 @@ struct ForwardArgs {
   const float* q;
   const float* k;
   const float* v;
+  int64_t q_tile_parts;  // tasks per (batch, KV head), each taking every q_tile_parts-th query tile
 };
 
 struct BackwardArgs {
@@ -213,14 +215,17 @@ VectorIsa resolve(VectorIsa want) {
 
 void attention_forward(const AttentionShape& s, float* out, float* lse, const float* q, const float* k,
                        const float* v, VectorIsa isa) {
-  ForwardTask task = portable::forward_query_tile;
+  ForwardTask task = portable::forward_kv_head;
 #if MM_HAVE_X86
-  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::forward_query_tile;
-  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::forward_query_tile;
+  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::forward_kv_head;
+  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::forward_kv_head;
 #endif
-  const ForwardArgs args{out, lse, q, k, v};
-  const int64_t tasks = s.B * s.NH * Geometry(s).q_tiles;
-  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+  // One task per (batch, KV head) when there are enough of them to share out; otherwise each is split into
+  // parts by query tiles (which query a task computes does not change how it is computed: results stay the same).
+  const int64_t kv_heads = s.B * s.NKV, q_tiles = Geometry(s).q_tiles;
+  const int64_t parts = std::clamp<int64_t>((2 * num_threads() + kv_heads - 1) / kv_heads, 1, q_tiles);
+  const ForwardArgs args{out, lse, q, k, v, parts};
+  parallel_for(kv_heads * parts, 1, [&](int64_t begin, int64_t end) {
     const FlushDenormals flush;
     for (int64_t t = begin; t < end; ++t) task(s, args, t);
   });
@@ -300,7 +305,6 @@ inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c,
     MM_UNROLL for (int n = 0; n < NV; ++n) store(c + m * ldc + n * W, acc[m][n]);
   }
 }
-#undef MM_UNROLL
 
 // The rows of a column strip of NV vectors: blocks of MR rows, then one block each of MR/2, MR/4, ... for the
 // rest (M and MR are powers of two in the common cases, so the tail is usually empty).
@@ -340,16 +344,44 @@ inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, i
 
 // ---- forward: one (batch, query head, query tile) ---------------------------------------------------------
 
-// dst[d * ld_dst + i] = scale * src[i * ld_src + d] for i < rows, d < HD: packs Q^T or dO^T. Rows of a
-// [B, T, heads, HD] tensor are a power-of-two stride apart and share a few L1 sets, so the rows are taken
-// 8 at a time: their cache lines stay in L1 while all HD columns are read.
+// Shuffle masks for one stage of a W x W transpose (indices >= W pick from the second vector). The stage swaps
+// bit `bit` of the row index with the same bit of the lane index: the new row r (bit clear) or r + bit takes
+// lane l from whichever old row holds it. log2(W) stages, one per bit, transpose the block.
+template <int... L>
+constexpr I exchange_mask(std::integer_sequence<int, L...>, int bit, bool upper) {
+  return I{(upper ? ((L & bit) ? W + L : L + bit) : ((L & bit) ? W + L - bit : L))...};
+}
+
+template <int bit>
+inline void exchange_stage(F* r) {
+  if constexpr (bit < W) {
+    constexpr I lower = exchange_mask(std::make_integer_sequence<int, W>{}, bit, false);
+    constexpr I upper = exchange_mask(std::make_integer_sequence<int, W>{}, bit, true);
+    MM_UNROLL for (int i = 0; i < W; ++i) {
+      if (i & bit) continue;
+      const F lo = r[i], hi = r[i + bit];
+      r[i] = __builtin_shuffle(lo, hi, lower);
+      r[i + bit] = __builtin_shuffle(lo, hi, upper);
+    }
+    exchange_stage<2 * bit>(r);
+  }
+}
+
+// dst[d * ld_dst + i] = scale * src[i * ld_src + d] for i < rows, d < HD: packs Q^T or dO^T, W x W blocks at a
+// time in registers (W loads, W log2(W) shuffles, W stores), the last rows % W element by element.
 inline void transpose_rows(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t HD,
                            float scale) {
-  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
-    const int64_t n = std::min<int64_t>(8, rows - i0);
-    for (int64_t d = 0; d < HD; ++d)
-      for (int64_t i = i0; i < i0 + n; ++i) dst[d * ld_dst + i] = src[i * ld_src + d] * scale;
+  int64_t i0 = 0;
+  for (; i0 + W <= rows; i0 += W) {
+    for (int64_t d0 = 0; d0 < HD; d0 += W) {
+      F r[W];
+      MM_UNROLL for (int i = 0; i < W; ++i) r[i] = load(src + (i0 + i) * ld_src + d0) * scale;
+      exchange_stage<1>(r);
+      MM_UNROLL for (int d = 0; d < W; ++d) store(dst + (d0 + d) * ld_dst + i0, r[d]);
+    }
   }
+  for (int64_t d = 0; d < HD; ++d)
+    for (int64_t i = i0; i < rows; ++i) dst[d * ld_dst + i] = src[i * ld_src + d] * scale;
 }
 
 // dst[i * HD + d] = src[i * ld_src + d]: packs K, V, Q or dO rows contiguously. A product re-reads its B operand
@@ -366,27 +398,26 @@ inline void add_rows(float* dst, int64_t ld_dst, const float* src, int64_t rows,
     for (int64_t d = 0; d < HD; d += W) store(dst + i * ld_dst + d, load(dst + i * ld_dst + d) + load(src + i * HD + d));
 }
 
-void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
-  const Geometry g(s);
-  const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
-  const int64_t rows = std::min(kBr, s.T - i0), kvh = h / g.group, HD = s.HD;
-  const float* q = p.q + (b * s.T + i0) * g.row_q + h * HD;
-  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
-  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+// Scratch buffers of one query tile.
+struct TileBuffers {
+  float* qt;       // Q^T, pre-scaled; padded queries are zero
+  float* o;        // unnormalised O, one row per query
+  float* st;       // S^T, then P^T in place
+  float* m_run;    // running max and sum of each query's row
+  float* l_run;
+  float* rescale;  // 2^(m_old - m_new) per query for this step
+};
 
-  Scratch scratch(2 * HD * kBr + kBc * HD + kBc * kBr + 3 * kBr);
-  float* qt = scratch.take(HD * kBr);   // Q^T, pre-scaled; padded queries are zero
-  float* o = scratch.take(kBr * HD);    // unnormalised O, one row per query
-  float* v_tile = scratch.take(kBc * HD);  // the key tile's V rows, packed
-  float* st = scratch.take(kBc * kBr);  // S^T, then P^T in place
-  float* m_run = scratch.take(kBr);     // running max and sum of each query's row
-  float* l_run = scratch.take(kBr);
-  float* rescale = scratch.take(kBr);   // 2^(m_old - m_new) per query for this step
-  transpose_rows(qt, kBr, q, g.row_q, rows, HD, g.q_scale);
-  for (int64_t d = 0; d < HD; ++d) std::fill(qt + d * kBr + rows, qt + (d + 1) * kBr, 0.0f);
-  std::fill(o, o + kBr * HD, 0.0f);
-  std::fill(m_run, m_run + kBr, kNegInf);
-  std::fill(l_run, l_run + kBr, 0.0f);
+// Queries i0 .. i0 + kBr - 1 of query head h against the packed K and V rows of its KV head.
+void forward_query_tile(const AttentionShape& s, const Geometry& g, const ForwardArgs& p, int64_t b, int64_t h,
+                        int64_t i0, const float* k_rows, const float* v_rows, const TileBuffers& t) {
+  const int64_t rows = std::min(kBr, s.T - i0), HD = s.HD;
+  float* const st = t.st;
+  transpose_rows(t.qt, kBr, p.q + (b * s.T + i0) * g.row_q + h * HD, g.row_q, rows, HD, g.q_scale);
+  for (int64_t d = 0; d < HD; ++d) std::fill(t.qt + d * kBr + rows, t.qt + (d + 1) * kBr, 0.0f);
+  std::fill(t.o, t.o + kBr * HD, 0.0f);
+  std::fill(t.m_run, t.m_run + kBr, kNegInf);
+  std::fill(t.l_run, t.l_run + kBr, 0.0f);
 
   const int64_t key_end = g.key_end(s, i0, rows);
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
@@ -398,14 +429,14 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
     const int64_t slice = on_diagonal ? kSlice : kBc;
     for (int64_t js = 0; js < keys; js += slice) {  // S^T = K Q^T, from the first query that sees key js
       const int64_t ib = on_diagonal ? std::max<int64_t>(0, js - diagonal) / W * W : 0;
-      tile_product(std::min(slice, keys - js), kBr - ib, HD, RowMajor{k + (j0 + js) * g.row_kv, g.row_kv}, qt + ib,
-                   kBr, st + js * kBr + ib, kBr, false);
+      tile_product(std::min(slice, keys - js), kBr - ib, HD, RowMajor{k_rows + (j0 + js) * HD, HD}, t.qt + ib, kBr,
+                   st + js * kBr + ib, kBr, false);
     }
     mask_future_keys(s, g, st, i0, j0, keys);
     for (int64_t iv = 0; iv < kBr; iv += W) {
       // Keys past `seen` are masked for all W queries: P is 0 there without computing it.
       const int64_t seen = on_diagonal ? std::min(keys, std::max<int64_t>(0, iv + W + diagonal)) : keys;
-      const F m_old = load(m_run + iv);
+      const F m_old = load(t.m_run + iv);
       F m_part[4] = {m_old, m_old, m_old, m_old};  // four independent chains hide the latency of max
       int64_t j = 0;
       for (; j + 4 <= seen; j += 4)
@@ -421,30 +452,50 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
       for (int64_t j = seen; j < keys; ++j) store(st + j * kBr + iv, F{});
       // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
       const F factor = exp2_nonpositive(m_old - m_new);
-      store(l_run + iv, load(l_run + iv) * factor + row_sum);
-      store(m_run + iv, m_new);
-      store(rescale + iv, factor);
+      store(t.l_run + iv, load(t.l_run + iv) * factor + row_sum);
+      store(t.m_run + iv, m_new);
+      store(t.rescale + iv, factor);
     }
     for (int64_t i = 0; i < kBr; ++i) {
-      const F factor = broadcast(rescale[i]);
-      for (int64_t d = 0; d < HD; d += W) store(o + i * HD + d, load(o + i * HD + d) * factor);
+      const F factor = broadcast(t.rescale[i]);
+      for (int64_t d = 0; d < HD; d += W) store(t.o + i * HD + d, load(t.o + i * HD + d) * factor);
     }
     // O[i] += sum_j P^T[j, i] V[j], up to the last key the slice's queries see
-    pack_rows(v_tile, v + j0 * g.row_kv, g.row_kv, keys, HD);
     const int64_t query_slice = on_diagonal ? kSlice : kBr;
     for (int64_t is = 0; is < kBr; is += query_slice) {
       const int64_t ke = on_diagonal ? std::min(keys, std::max<int64_t>(0, is + query_slice + diagonal)) : keys;
-      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v_tile, HD, o + is * HD, HD, true);
+      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v_rows + j0 * HD, HD, t.o + is * HD, HD, true);
     }
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
   float* lse = p.lse + (b * s.NH + h) * s.T + i0;
   for (int64_t i = 0; i < rows; ++i) {
-    const F inv_l = broadcast(1.0f / l_run[i]);
-    for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(o + i * HD + d) * inv_l);
-    lse[i] = (m_run[i] + std::log2(l_run[i])) * kLn2;
+    const F inv_l = broadcast(1.0f / t.l_run[i]);
+    for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(t.o + i * HD + d) * inv_l);
+    lse[i] = (t.m_run[i] + std::log2(t.l_run[i])) * kLn2;
   }
+}
+
+// One (batch, KV head) and its share of the query tiles (every parts-th one, so that the causal costs even
+// out), for every query head of the group: K and V rows are packed once and stay in L2 for all of them.
+void forward_kv_head(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
+  const Geometry g(s);
+  const int64_t parts = p.q_tile_parts, part = task % parts, b = task / parts / s.NKV, kvh = task / parts % s.NKV;
+  const int64_t HD = s.HD, last_i0 = (part + (g.q_tiles - 1 - part) / parts * parts) * kBr;
+  const int64_t keys = g.key_end(s, last_i0, std::min(kBr, s.T - last_i0));  // the most any tile here sees
+
+  Scratch scratch(2 * keys * HD + 2 * HD * kBr + kBc * kBr + 3 * kBr);
+  float* k_rows = scratch.take(keys * HD);
+  float* v_rows = scratch.take(keys * HD);
+  const TileBuffers tile{scratch.take(HD * kBr), scratch.take(kBr * HD), scratch.take(kBc * kBr),
+                         scratch.take(kBr),      scratch.take(kBr),      scratch.take(kBr)};
+  const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
+  pack_rows(k_rows, p.k + kv_offset, g.row_kv, keys, HD);
+  pack_rows(v_rows, p.v + kv_offset, g.row_kv, keys, HD);
+  for (int64_t i0 = part * kBr; i0 < s.T; i0 += parts * kBr)
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h)
+      forward_query_tile(s, g, p, b, h, i0, k_rows, v_rows, tile);
 }
 
 // ---- backward: one (batch, KV head) and the query heads of its group --------------------------------------
@@ -543,4 +594,5 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
   add_rows(p.dv + kv_offset, lkv, dv_sum, s.Tk, HD);
 }
 
+#undef MM_UNROLL
 #endif  // MM_ATTENTION_KERNELS
