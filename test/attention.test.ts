@@ -163,6 +163,32 @@ test('backward accumulates into existing gradients and is deterministic', () => 
   expectClose(first[1], dkRef.map((g) => g + 1), 5e-5, 1e-4, 'dk + 1');
 });
 
+test('results are bitwise identical for any thread count (tasks split KV heads by query tiles when few)', () => {
+  // 1 thread: one task per (batch, KV head); 2 and 8 threads: 2 and 5 tasks each, taking every 2nd / 5th tile.
+  const c: Case = { B: 1, T: 300, Tk: 300, NH: 4, NKV: 2, HD: 32, causal: true };
+  const qShape = [c.B, c.T, c.NH, c.HD], kvShape = [c.B, c.Tk, c.NKV, c.HD];
+  const q = randn(c.T * c.NH * c.HD, 61), k = randn(c.Tk * c.NKV * c.HD, 62);
+  const v = randn(k.length, 63), dout = randn(q.length, 64);
+  const run = (threads: number) => {
+    const before = native.cpu.threads();
+    native.cpu.setThreads(threads);
+    try {
+      const tq = leaf(q, qShape), tk = leaf(k, kvShape), tv = leaf(v, kvShape);
+      const out = attention(tq, tk, tv);
+      backward(out, Tensor.from(dout, qShape));
+      return [out.toArray(), tq.grad!.toArray(), tk.grad!.toArray(), tv.grad!.toArray()];
+    } finally {
+      native.cpu.setThreads(before);
+    }
+  };
+  const [one, two, eight] = [run(1), run(2), run(8)];
+  for (let i = 0; i < one.length; i++) {
+    expect(Buffer.from(two[i].buffer).equals(Buffer.from(one[i].buffer))).toBe(true);
+    expect(Buffer.from(eight[i].buffer).equals(Buffer.from(one[i].buffer))).toBe(true);
+  }
+  expectClose(eight[0], refForward(c, q, k, v), 2e-5, 1e-4, 'out');
+});
+
 test('a long sequence stays exact (online softmax over many key tiles)', () => {
   const c: Case = { B: 1, T: 700, Tk: 700, NH: 1, NKV: 1, HD: 32, causal: true };
   // Large scores make the running max move a lot between tiles.
