@@ -37,7 +37,7 @@
 #include "attention.h"
 
 #if MM_HAVE_X86
-#include <xmmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace mm::cpu {
@@ -103,10 +103,6 @@ class Scratch {
  private:
   float* next_;
 };
-
-// A leading dimension for transposed [HD][t] buffers that is not a multiple of 1 KiB, so that the HD rows of a
-// column tile do not all fall into the same few L1 sets.
-inline int64_t skewed(int64_t t) { return t % 256 == 0 ? t + 16 : t; }
 
 // Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
 // through one of these accessors.
@@ -176,10 +172,12 @@ constexpr int W = 8, ACC = 12;
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#define MM_ATTENTION_AVX512  // the kernel section may use AVX-512 intrinsics
 namespace avx512 {
 constexpr int W = 16, ACC = 24;
 #include "attention.cc"  // NOLINT(build/include)
 }  // namespace avx512
+#undef MM_ATTENTION_AVX512
 #pragma GCC pop_options
 #endif
 
@@ -264,21 +262,29 @@ inline void store(float* p, F v) { std::memcpy(p, &v, sizeof v); }
 inline F broadcast(float s) { return s - F{}; }  // scalar op vector broadcasts; subtracting +0 folds away
 inline F vmax(F a, F b) { return a > b ? a : b; }
 
-// 2^t for t <= 0 (a score minus its row's max), flushed to 0 below 2^-126 (and for t = -inf, a masked key).
-// t = n + f with n = round(t) and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 6 (relative error
-// below 1.2e-7, about one float ulp); 2^n goes straight into the exponent bits.
+// 2^t for t <= 0 (a score minus its row's max), 0 for t = -inf (a masked key) and, as a flushed denormal, below
+// 2^-126. t = n + f with n = round(t) and |f| <= 1/2; 2^f by a polynomial of degree 5 whose coefficients were
+// fitted (least squares on Chebyshev nodes) to the relative error: below 1.1e-7, about one float ulp.
 inline F exp2_nonpositive(F t) {
-  constexpr double l = 0.6931471805599453;  // ln 2
-  constexpr float c1 = l, c2 = l * l / 2, c3 = l * l * l / 6, c4 = l * l * l * l / 24,
-                  c5 = l * l * l * l * l / 120, c6 = l * l * l * l * l * l / 720;
+  constexpr float c1 = 0.69314685594f, c2 = 0.24022238003f, c3 = 0.05550892952f, c4 = 0.00967169794f,
+                  c5 = 0.00132186725f;
+#ifdef MM_ATTENTION_AVX512
+  // AVX-512 rounds (vrndscaleps) and scales by 2^n (vscalefps) in one instruction each. Clamping at -160 keeps f
+  // finite for t = -inf; 2^-160 and below round to 0.
+  t = vmax(t, broadcast(-160.0f));
+  const F n = (F)_mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const F f = t - n;
+  const F p = ((((c5 * f + c4) * f + c3) * f + c2) * f + c1) * f + 1.0f;
+  return (F)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
   const F round_shift = broadcast(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const F n = (t + round_shift) - round_shift;
   const F f = t - n;
-  F p = ((((c6 * f + c5) * f + c4) * f + c3) * f + c2) * f + c1;
-  p = p * f + 1.0f;
+  const F p = ((((c5 * f + c4) * f + c3) * f + c2) * f + c1) * f + 1.0f;
   const I bits = (I)p + (__builtin_convertvector(n, I) << 23);  // a vector cast reinterprets the bits
   const I in_range = t >= broadcast(-126.0f);  // all ones where t is in range, 0 elsewhere (and for NaN)
   return (F)(bits & in_range);
+#endif
 }
 
 // ---- tile products ----------------------------------------------------------------------------------------
@@ -502,26 +508,25 @@ void forward_kv_head(const AttentionShape& s, const ForwardArgs& p, int64_t task
 
 void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
   const Geometry g(s);
-  const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
+  const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, lq = g.row_q, lkv = g.row_kv;
   const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
 
   // K and V rows packed, and dK, dV summed in packed buffers that are added to the gradients at the end.
-  // Per query head: Q^T (pre-scaled) and dO^T, Q and dO rows packed, dQ summed likewise, lse in log2 units
-  // and D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
-  const int64_t ld_t = skewed(t_pad), lq = g.row_q, lkv = g.row_kv;
-  Scratch scratch(2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr + 4 * s.Tk * HD + 3 * s.T * HD);
+  // Per query tile: Q and dO rows packed, Q^T (pre-scaled) and dO^T, dQ summed likewise, lse in log2 units and
+  // D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
+  Scratch scratch(4 * s.Tk * HD + 5 * kBr * HD + 2 * kBr + 2 * kBc * kBr);
   const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
   float* k_rows = scratch.take(s.Tk * HD);
   float* v_rows = scratch.take(s.Tk * HD);
   float* dk_sum = scratch.take(s.Tk * HD);
   float* dv_sum = scratch.take(s.Tk * HD);
-  float* qt = scratch.take(HD * ld_t);
-  float* dot = scratch.take(HD * ld_t);
-  float* q_rows = scratch.take(s.T * HD);
-  float* dout_rows = scratch.take(s.T * HD);
-  float* dq_sum = scratch.take(s.T * HD);
-  float* lse2 = scratch.take(t_pad);
-  float* delta = scratch.take(t_pad);
+  float* q_rows = scratch.take(kBr * HD);
+  float* dout_rows = scratch.take(kBr * HD);
+  float* dq_sum = scratch.take(kBr * HD);
+  float* qt = scratch.take(HD * kBr);
+  float* dot = scratch.take(HD * kBr);
+  float* lse2 = scratch.take(kBr);
+  float* delta = scratch.take(kBr);
   float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
   float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
   pack_rows(k_rows, p.k + kv_offset, lkv, s.Tk, HD);
@@ -530,39 +535,37 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
   std::fill(dv_sum, dv_sum + s.Tk * HD, 0.0f);
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
-    const int64_t q_offset = b * s.T * g.row_q + h * HD;
-    const float* out = p.out + q_offset;
-    const float* lse = p.lse + (b * s.NH + h) * s.T;
-    const float* q = p.q + q_offset;
-    const float* dout = p.dout + q_offset;
-    pack_rows(q_rows, q, lq, s.T, HD);
-    pack_rows(dout_rows, dout, lq, s.T, HD);
-    transpose_rows(qt, ld_t, q_rows, HD, s.T, HD, g.q_scale);
-    transpose_rows(dot, ld_t, dout_rows, HD, s.T, HD, 1.0f);
-    for (int64_t d = 0; d < HD; ++d) {
-      std::fill(qt + d * ld_t + s.T, qt + d * ld_t + t_pad, 0.0f);
-      std::fill(dot + d * ld_t + s.T, dot + d * ld_t + t_pad, 0.0f);
-    }
-    std::fill(dq_sum, dq_sum + s.T * HD, 0.0f);
-    for (int64_t i = 0; i < t_pad; ++i) {
-      F sum{};
-      if (i < s.T)
-        for (int64_t d = 0; d < HD; d += W) sum += load(dout_rows + i * HD + d) * load(out + i * lq + d);
-      float dot_row = 0.0f;
-      for (int l = 0; l < W; ++l) dot_row += sum[l];
-      delta[i] = dot_row;
-      lse2[i] = i < s.T ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
-    }
-
     for (int64_t i0 = 0; i0 < s.T; i0 += kBr) {
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
+      const int64_t q_offset = (b * s.T + i0) * g.row_q + h * HD;
+      const float* out = p.out + q_offset;
+      const float* lse = p.lse + (b * s.NH + h) * s.T + i0;
+      pack_rows(q_rows, p.q + q_offset, lq, rows, HD);
+      pack_rows(dout_rows, p.dout + q_offset, lq, rows, HD);
+      transpose_rows(qt, kBr, q_rows, HD, rows, HD, g.q_scale);
+      transpose_rows(dot, kBr, dout_rows, HD, rows, HD, 1.0f);
+      for (int64_t d = 0; d < HD; ++d) {
+        std::fill(qt + d * kBr + rows, qt + (d + 1) * kBr, 0.0f);
+        std::fill(dot + d * kBr + rows, dot + (d + 1) * kBr, 0.0f);
+      }
+      std::fill(dq_sum, dq_sum + kBr * HD, 0.0f);
+      for (int64_t i = 0; i < kBr; ++i) {
+        F sum{};
+        if (i < rows)
+          for (int64_t d = 0; d < HD; d += W) sum += load(dout_rows + i * HD + d) * load(out + i * lq + d);
+        float dot_row = 0.0f;
+        for (int l = 0; l < W; ++l) dot_row += sum[l];
+        delta[i] = dot_row;
+        lse2[i] = i < rows ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
+      }
+
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
         const int64_t keys = std::min(kBc, key_end - j0);
-        tile_product(keys, kBr, HD, RowMajor{k_rows + j0 * HD, HD}, qt + i0, ld_t, pt, kBr, false);
-        tile_product(keys, kBr, HD, RowMajor{v_rows + j0 * HD, HD}, dot + i0, ld_t, dst, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{k_rows + j0 * HD, HD}, qt, kBr, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v_rows + j0 * HD, HD}, dot, kBr, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
         for (int64_t iv = 0; iv < kBr; iv += W) {
-          const F lse_i = load(lse2 + i0 + iv), delta_i = load(delta + i0 + iv);
+          const F lse_i = load(lse2 + iv), delta_i = load(delta + iv);
           for (int64_t j = 0; j < keys; ++j) {
             const F pj = exp2_nonpositive(load(pt + j * kBr + iv) - lse_i);
             store(pt + j * kBr + iv, pj);
@@ -576,19 +579,19 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
         for (int64_t js = 0; js < keys; js += slice) {
           const int64_t n = std::min(slice, keys - js), ib = s.causal ? std::max<int64_t>(0, js - diagonal) : 0;
           if (ib >= rows) break;
-          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout_rows + (i0 + ib) * HD, HD,
+          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout_rows + ib * HD, HD,
                        dv_sum + (j0 + js) * HD, HD, true);
-          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q_rows + (i0 + ib) * HD, HD,
+          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q_rows + ib * HD, HD,
                        dk_sum + (j0 + js) * HD, HD, true);
         }
         for (int64_t is = 0; is < rows; is += slice) {
           const int64_t n = std::min(slice, rows - is);
           const int64_t ke = s.causal ? std::min(keys, std::max<int64_t>(0, is + n + diagonal)) : keys;
-          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k_rows + j0 * HD, HD, dq_sum + (i0 + is) * HD, HD, true);
+          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k_rows + j0 * HD, HD, dq_sum + is * HD, HD, true);
         }
       }
+      add_rows(p.dq + q_offset, lq, dq_sum, rows, HD);
     }
-    add_rows(p.dq + q_offset, lq, dq_sum, s.T, HD);
   }
   add_rows(p.dk + kv_offset, lkv, dk_sum, s.Tk, HD);
   add_rows(p.dv + kv_offset, lkv, dv_sum, s.Tk, HD);
