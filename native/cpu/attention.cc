@@ -1,6 +1,8 @@
 // Flash-style causal attention with GQA on the CPU: forward and backward (shapes in attention.h).
 //
-// Forward, for every (batch b, query head h, tile of kBr queries), one pool task:
+// Forward, for every (batch b, KV head) one pool task (or a few, each taking every few query tiles, when there
+// are too few (b, KV head) pairs for the threads), and within it for every tile of kBr queries of every query
+// head of the group:
 //   for each tile of kBc keys the queries can see:
 //     S = K_tile . Q_tile^T                      scores, kept in log2 units (Q is pre-scaled by log2(e)/sqrt(HD))
 //     m_new = max(m, rowmax S);  P = 2^(S - m_new);  l = l * 2^(m - m_new) + rowsum P
@@ -10,12 +12,17 @@
 // P = 2^(S - lse * log2(e)) tile by tile, with D = rowsum(dO * O):
 //   dV += P^T dO,   dP = dO V^T,   dS = P * (dP - D) / sqrt(HD),   dK += dS^T Q,   dQ += dS K
 // The task owns dk/dv of its KV head and dq of its query heads, so the sums need no atomics and always run
-// in the same order (deterministic).
+// in the same order (deterministic, whatever the number of threads).
 //
 // Layout trick: score tiles are stored transposed, keys x queries, so vectors run along queries. The softmax
-// statistics (max, sum) of W queries are then plain vertical vector ops, and the products read K and V rows
-// as they are; only Q^T (and dO^T in the backward) are packed. Tiles that cross the causal diagonal are
-// worked in slices of kSlice rows that skip what the mask zeroes.
+// statistics (max, sum) of W queries are then plain vertical vector ops. Tiles that cross the causal diagonal
+// are worked in slices of kSlice rows that skip what the mask zeroes.
+//
+// Memory: rows of a [B, T, heads, HD] tensor lie 1-2 KiB apart in MiniMind. Read in place, such rows crowd a few
+// L1 and L2 sets and miss again each time a product re-reads them, and the hardware prefetchers do not foresee
+// them. So a task packs what it re-reads into contiguous scratch: K and V of its KV head (once per task), Q^T and
+// dO^T (transposed in registers) and Q and dO rows (once per query tile); the backward sums dQ, dK and dV in
+// packed buffers that are added to the gradients once, and prefetches the next query tile's rows ahead.
 //
 // Products are register-blocked micro-kernels (tile_product below): MR rows x NV vectors of the output stay
 // in registers while one operand is broadcast element by element and the other is loaded as vectors.
@@ -107,7 +114,7 @@ class Scratch {
 // Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
 // through one of these accessors.
 
-// A(m, k) = a[m * ld + k]: K or V rows, straight from a [B, T, heads, HD] tensor.
+// A(m, k) = a[m * ld + k]: K or V rows, packed.
 struct RowMajor {
   const float* a;
   int64_t ld;
