@@ -431,9 +431,16 @@ struct TileBuffers {
   float* rescale;  // 2^(m_old - m_new) per query for this step
 };
 
+// Rows that a later step reads, to prefetch a slice per key tile while this one computes.
+struct RowsAhead {
+  const float* p;
+  int64_t ld, rows;
+};
+
 // Queries i0 .. i0 + kBr - 1 of query head h against the packed K and V rows of its KV head.
 void forward_query_tile(const AttentionShape& s, const Geometry& g, const ForwardArgs& p, int64_t b, int64_t h,
-                        int64_t i0, const float* k_rows, const float* v_rows, const TileBuffers& t) {
+                        int64_t i0, const float* k_rows, const float* v_rows, const TileBuffers& t,
+                        const RowsAhead (&ahead)[3]) {
   const int64_t rows = std::min(kBr, s.T - i0), HD = s.HD;
   float* const st = t.st;
   transpose_rows(t.qt, kBr, p.q + (b * s.T + i0) * g.row_q + h * HD, g.row_q, rows, HD, g.q_scale);
@@ -442,9 +449,11 @@ void forward_query_tile(const AttentionShape& s, const Geometry& g, const Forwar
   std::fill(t.m_run, t.m_run + kBr, kNegInf);
   std::fill(t.l_run, t.l_run + kBr, 0.0f);
 
-  const int64_t key_end = g.key_end(s, i0, rows);
+  const int64_t key_end = g.key_end(s, i0, rows), key_tiles = (key_end + kBc - 1) / kBc;
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
-    const int64_t keys = std::min(kBc, key_end - j0);
+    const int64_t keys = std::min(kBc, key_end - j0), step = j0 / kBc;
+    for (const RowsAhead& r : ahead)
+      prefetch_rows(r.p, r.ld, step * r.rows / key_tiles, (step + 1) * r.rows / key_tiles, HD);
     // Key j (of this tile) is seen by queries i >= j - diagonal only. Where the tile crosses the diagonal, the
     // work runs in slices of kSlice keys (queries) that skip what the mask would zero.
     const int64_t diagonal = g.first_pos + i0 - j0;
@@ -501,24 +510,39 @@ void forward_query_tile(const AttentionShape& s, const Geometry& g, const Forwar
 }
 
 // One (batch, KV head) and its share of the query tiles (every parts-th one, so that the causal costs even
-// out), for every query head of the group: K and V rows are packed once and stay in L2 for all of them.
+// out), for every query head of the group: K and V rows are packed once and stay in L2 for all of them. They
+// are packed as the query tiles reach them, and prefetched while the tile before computes, as is the next
+// tile's Q: the misses overlap the products.
 void forward_kv_head(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
   const Geometry g(s);
   const int64_t parts = p.q_tile_parts, part = task % parts, b = task / parts / s.NKV, kvh = task / parts % s.NKV;
   const int64_t HD = s.HD, last_i0 = (part + (g.q_tiles - 1 - part) / parts * parts) * kBr;
-  const int64_t keys = g.key_end(s, last_i0, std::min(kBr, s.T - last_i0));  // the most any tile here sees
+  const auto keys_seen = [&](int64_t i0) { return i0 < s.T ? g.key_end(s, i0, std::min(kBr, s.T - i0)) : 0; };
 
-  Scratch scratch(2 * keys * HD + 2 * HD * kBr + kBc * kBr + 3 * kBr);
-  float* k_rows = scratch.take(keys * HD);
-  float* v_rows = scratch.take(keys * HD);
+  Scratch scratch(2 * keys_seen(last_i0) * HD + 2 * HD * kBr + kBc * kBr + 3 * kBr);
+  float* k_rows = scratch.take(keys_seen(last_i0) * HD);
+  float* v_rows = scratch.take(keys_seen(last_i0) * HD);
   const TileBuffers tile{scratch.take(HD * kBr), scratch.take(kBr * HD), scratch.take(kBc * kBr),
                          scratch.take(kBr),      scratch.take(kBr),      scratch.take(kBr)};
-  const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
-  pack_rows(k_rows, p.k + kv_offset, g.row_kv, keys, HD);
-  pack_rows(v_rows, p.v + kv_offset, g.row_kv, keys, HD);
-  for (int64_t i0 = part * kBr; i0 < s.T; i0 += parts * kBr)
-    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h)
-      forward_query_tile(s, g, p, b, h, i0, k_rows, v_rows, tile);
+  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
+  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+  int64_t packed = 0;  // K and V rows [0, packed) are in k_rows and v_rows
+  for (int64_t i0 = part * kBr; i0 < s.T; i0 += parts * kBr) {
+    const int64_t keys = keys_seen(i0), next_i0 = i0 + parts * kBr;
+    pack_rows(k_rows + packed * HD, k + packed * g.row_kv, g.row_kv, keys - packed, HD);
+    pack_rows(v_rows + packed * HD, v + packed * g.row_kv, g.row_kv, keys - packed, HD);
+    packed = keys;
+    const int64_t new_keys = std::max<int64_t>(0, keys_seen(next_i0) - keys);  // what the next tile packs
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
+      const bool last_head = h + 1 == (kvh + 1) * g.group;
+      const int64_t q_i0 = last_head ? next_i0 : i0, q_h = last_head ? kvh * g.group : h + 1;
+      const int64_t q_rows = q_i0 < s.T ? std::min(kBr, s.T - q_i0) : 0;
+      const RowsAhead ahead[3] = {{p.q + (b * s.T + std::min(q_i0, s.T - 1)) * g.row_q + q_h * HD, g.row_q, q_rows},
+                                  {k + keys * g.row_kv, g.row_kv, last_head ? new_keys : 0},
+                                  {v + keys * g.row_kv, g.row_kv, last_head ? new_keys : 0}};
+      forward_query_tile(s, g, p, b, h, i0, k_rows, v_rows, tile, ahead);
+    }
+  }
 }
 
 // ---- backward: one (batch, KV head) and the query heads of its group --------------------------------------
