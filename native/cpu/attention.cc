@@ -538,8 +538,8 @@ void forward_kv_head(const AttentionShape& s, const ForwardArgs& p, int64_t task
       const int64_t q_i0 = last_head ? next_i0 : i0, q_h = last_head ? kvh * g.group : h + 1;
       const int64_t q_rows = q_i0 < s.T ? std::min(kBr, s.T - q_i0) : 0;
       const RowsAhead ahead[3] = {{p.q + (b * s.T + std::min(q_i0, s.T - 1)) * g.row_q + q_h * HD, g.row_q, q_rows},
-                                  {k + keys * g.row_kv, g.row_kv, last_head ? new_keys : 0},
-                                  {v + keys * g.row_kv, g.row_kv, last_head ? new_keys : 0}};
+                                  {k + std::min(keys, s.Tk - 1) * g.row_kv, g.row_kv, last_head ? new_keys : 0},
+                                  {v + std::min(keys, s.Tk - 1) * g.row_kv, g.row_kv, last_head ? new_keys : 0}};
       forward_query_tile(s, g, p, b, h, i0, k_rows, v_rows, tile, ahead);
     }
   }
@@ -570,15 +570,20 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
   float* delta = scratch.take(kBr);
   float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
   float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
-  pack_rows(k_rows, p.k + kv_offset, lkv, s.Tk, HD);
-  pack_rows(v_rows, p.v + kv_offset, lkv, s.Tk, HD);
   std::fill(dk_sum, dk_sum + s.Tk * HD, 0.0f);
   std::fill(dv_sum, dv_sum + s.Tk * HD, 0.0f);
+  const auto keys_seen = [&](int64_t i0) { return i0 < s.T ? g.key_end(s, i0, std::min(kBr, s.T - i0)) : 0; };
+  int64_t packed = 0;  // K and V rows [0, packed) are in k_rows and v_rows, packed as the query tiles reach them
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
     for (int64_t i0 = 0; i0 < s.T; i0 += kBr) {
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
       const int64_t q_offset = (b * s.T + i0) * g.row_q + h * HD;
+      if (key_end > packed) {
+        pack_rows(k_rows + packed * HD, p.k + kv_offset + packed * lkv, lkv, key_end - packed, HD);
+        pack_rows(v_rows + packed * HD, p.v + kv_offset + packed * lkv, lkv, key_end - packed, HD);
+        packed = key_end;
+      }
       const float* out = p.out + q_offset;
       const float* lse = p.lse + (b * s.NH + h) * s.T + i0;
       pack_rows(q_rows, p.q + q_offset, lq, rows, HD);
@@ -600,16 +605,27 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
         lse2[i] = i < rows ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
       }
 
-      // The next query tile (of this head, or the first of the next one): rows [0, next_rows) at next_offset.
+      // Prefetched while this tile computes: the rows of the next query tile (of this head, or the first of the
+      // next one), the K and V rows that tile packs, and in the last head a share of dK and dV for the final sum.
       const int64_t next_i0 = i0 + kBr < s.T ? i0 + kBr : 0, next_h = i0 + kBr < s.T ? h : h + 1;
       const int64_t next_rows = next_h < (kvh + 1) * g.group ? std::min(kBr, s.T - next_i0) : 0;
-      const int64_t next_offset = (b * s.T + next_i0) * g.row_q + next_h * HD, key_tiles = (key_end + kBc - 1) / kBc;
+      const int64_t next_offset = (b * s.T + std::min(next_i0, s.T - 1)) * g.row_q + next_h * HD;
+      const int64_t new_keys = std::max<int64_t>(0, keys_seen(i0 + kBr) - packed);
+      const bool last_head = h + 1 == (kvh + 1) * g.group;
+      const int64_t sum_begin = i0 / kBr * s.Tk / g.q_tiles, sum_end = (i0 / kBr + 1) * s.Tk / g.q_tiles;
+      const RowsAhead ahead[] = {{p.q + next_offset, lq, next_rows},
+                                 {p.dout + next_offset, lq, next_rows},
+                                 {p.out + next_offset, lq, next_rows},
+                                 {p.dq + next_offset, lq, next_rows},
+                                 {p.k + kv_offset + std::min(packed, s.Tk - 1) * lkv, lkv, new_keys},
+                                 {p.v + kv_offset + std::min(packed, s.Tk - 1) * lkv, lkv, new_keys},
+                                 {p.dk + kv_offset + sum_begin * lkv, lkv, last_head ? sum_end - sum_begin : 0},
+                                 {p.dv + kv_offset + sum_begin * lkv, lkv, last_head ? sum_end - sum_begin : 0}};
+      const int64_t key_tiles = (key_end + kBc - 1) / kBc;
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
-        const int64_t keys = std::min(kBc, key_end - j0);
-        const int64_t step = j0 / kBc, ahead_begin = step * next_rows / key_tiles;
-        const int64_t ahead_end = (step + 1) * next_rows / key_tiles;
-        for (const float* rows_ahead : {p.q, p.dout, p.out, static_cast<const float*>(p.dq)})
-          prefetch_rows(rows_ahead + next_offset, lq, ahead_begin, ahead_end, HD);
+        const int64_t keys = std::min(kBc, key_end - j0), step = j0 / kBc;
+        for (const RowsAhead& r : ahead)
+          prefetch_rows(r.p, r.ld, step * r.rows / key_tiles, (step + 1) * r.rows / key_tiles, HD);
         tile_product(keys, kBr, HD, RowMajor{k_rows + j0 * HD, HD}, qt, kBr, pt, kBr, false);
         tile_product(keys, kBr, HD, RowMajor{v_rows + j0 * HD, HD}, dot, kBr, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
