@@ -294,6 +294,18 @@ inline F exp2_nonpositive(F t) {
 #endif
 }
 
+// log2(x) for normal x > 0 (a softmax sum, at least 1). x = 2^e m with m in [sqrt(1/2), sqrt(2)), and
+// log2(m) = 2 atanh(u) / ln 2 with u = (m - 1) / (m + 1), |u| < 0.172, by the series of atanh to u^9
+// (relative error below 1e-9).
+inline F log2_positive(F x) {
+  const I bits = (I)x;
+  const I e = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3: the bits of sqrt(1/2); arithmetic shift, so floor
+  const F m = (F)(bits - (e << 23));
+  const F u = (m - 1.0f) / (m + 1.0f), u2 = u * u;
+  const F series = (((u2 * (1.0f / 9) + 1.0f / 7) * u2 + 1.0f / 5) * u2 + 1.0f / 3) * u2 + 1.0f;
+  return __builtin_convertvector(e, F) + u * series * (2 * kLog2e);
+}
+
 // ---- tile products ----------------------------------------------------------------------------------------
 // C[m, n] (+)= sum_k A(m, k) * B[k, n] for an M x N tile, N a multiple of W, B and C rows ldb and ldc apart.
 
@@ -428,7 +440,7 @@ struct TileBuffers {
   float* st;       // S^T, then P^T in place
   float* m_run;    // running max and sum of each query's row
   float* l_run;
-  float* rescale;  // 2^(m_old - m_new) per query for this step
+  float* rescale;  // 2^(m_old - m_new) per query for this step; at the end, the lse of each query
 };
 
 // Rows that a later step reads, to prefetch a slice per key tile while this one computes.
@@ -505,8 +517,10 @@ void forward_query_tile(const AttentionShape& s, const Geometry& g, const Forwar
   for (int64_t i = 0; i < rows; ++i) {
     const F inv_l = broadcast(1.0f / t.l_run[i]);
     for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(t.o + i * HD + d) * inv_l);
-    lse[i] = (t.m_run[i] + std::log2(t.l_run[i])) * kLn2;
   }
+  for (int64_t iv = 0; iv < kBr; iv += W)  // padded queries have sums too (of zero scores): no special case
+    store(t.rescale + iv, (load(t.m_run + iv) + log2_positive(load(t.l_run + iv))) * kLn2);
+  std::copy(t.rescale, t.rescale + rows, lse);
 }
 
 // One (batch, KV head) and its share of the query tiles (every parts-th one, so that the causal costs even
