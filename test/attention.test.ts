@@ -3,6 +3,7 @@
 import { backward } from '../lib/autograd/tape';
 import { native } from '../lib/native';
 import { attention, VectorIsa } from '../lib/ops/attention';
+import { kernels } from '../lib/ops/kernels';
 import { resetStepArenas } from '../lib/tensor/memory';
 import { Tensor } from '../lib/tensor/tensor';
 import { dot, expectClose, finiteDiff, leaf, randn } from './helpers';
@@ -187,6 +188,29 @@ test('results are bitwise identical for any thread count (tasks split KV heads b
     expect(Buffer.from(eight[i].buffer).equals(Buffer.from(one[i].buffer))).toBe(true);
   }
   expectClose(eight[0], refForward(c, q, k, v), 2e-5, 1e-4, 'out');
+});
+
+test('the lse of the forward is the log-sum-exp of the scaled scores of each query (every vector path)', () => {
+  // Large scores spread the sums over many magnitudes; T = 70 gives a padded second query tile.
+  const c: Case = { B: 1, T: 70, Tk: 70, NH: 2, NKV: 1, HD: 32, causal: true };
+  const q = randn(c.T * c.NH * c.HD, 71, 3), k = randn(c.Tk * c.HD, 72, 3), v = randn(c.Tk * c.HD, 73);
+  const scale = 1 / Math.sqrt(c.HD);
+  const ref: number[] = [];
+  for (let h = 0; h < c.NH; h++)
+    for (let i = 0; i < c.T; i++) {
+      const qi = q.subarray((i * c.NH + h) * c.HD, (i * c.NH + h + 1) * c.HD);
+      const scores = Array.from({ length: i + 1 }, (_, j) => scale * dot(qi, k.subarray(j * c.HD, (j + 1) * c.HD)));
+      const max = Math.max(...scores);
+      ref.push(max + Math.log(scores.reduce((sum, x) => sum + Math.exp(x - max), 0)));
+    }
+  const kern = kernels<Record<string, (...args: unknown[]) => void>>('cpu');
+  const tq = Tensor.from(q, [1, c.T, c.NH, c.HD]), tk = Tensor.from(k, [1, c.Tk, 1, c.HD]);
+  const tv = Tensor.from(v, [1, c.Tk, 1, c.HD]);
+  for (const isa of [1, 2, 3].slice(0, isas.length)) { // portable, avx2, avx512: the paths this CPU has
+    const out = Tensor.zeros([1, c.T, c.NH, c.HD]), lse = Tensor.zeros([1, c.NH, c.T]);
+    kern.attentionForward(out.ptr, lse.ptr, tq.ptr, tk.ptr, tv.ptr, c.B, c.T, c.Tk, c.NH, c.NKV, c.HD, true, isa);
+    expectClose(lse.toArray(), Float64Array.from(ref), 2e-5, 1e-6, `lse (isa ${isa})`);
+  }
 });
 
 test('a long sequence stays exact (online softmax over many key tiles)', () => {
