@@ -3,6 +3,7 @@
 import { backward } from '../lib/autograd/tape';
 import { native } from '../lib/native';
 import { attention, VectorIsa } from '../lib/ops/attention';
+import { kernels } from '../lib/ops/kernels';
 import { resetStepArenas } from '../lib/tensor/memory';
 import { Tensor } from '../lib/tensor/tensor';
 import { dot, expectClose, finiteDiff, leaf, randn } from './helpers';
@@ -161,6 +162,55 @@ test('backward accumulates into existing gradients and is deterministic', () => 
   for (let i = 0; i < 3; i++) expect(Buffer.from(second[i].buffer).equals(Buffer.from(first[i].buffer))).toBe(true);
   const [, dkRef] = refBackward(c, q, k, v, dout);
   expectClose(first[1], dkRef.map((g) => g + 1), 5e-5, 1e-4, 'dk + 1');
+});
+
+test('results are bitwise identical for any thread count (tasks split KV heads by query tiles when few)', () => {
+  // 1 thread: one task per (batch, KV head); 2 and 8 threads: 2 and 5 tasks each, taking every 2nd / 5th tile.
+  const c: Case = { B: 1, T: 300, Tk: 300, NH: 4, NKV: 2, HD: 32, causal: true };
+  const qShape = [c.B, c.T, c.NH, c.HD], kvShape = [c.B, c.Tk, c.NKV, c.HD];
+  const q = randn(c.T * c.NH * c.HD, 61), k = randn(c.Tk * c.NKV * c.HD, 62);
+  const v = randn(k.length, 63), dout = randn(q.length, 64);
+  const run = (threads: number) => {
+    const before = native.cpu.threads();
+    native.cpu.setThreads(threads);
+    try {
+      const tq = leaf(q, qShape), tk = leaf(k, kvShape), tv = leaf(v, kvShape);
+      const out = attention(tq, tk, tv);
+      backward(out, Tensor.from(dout, qShape));
+      return [out.toArray(), tq.grad!.toArray(), tk.grad!.toArray(), tv.grad!.toArray()];
+    } finally {
+      native.cpu.setThreads(before);
+    }
+  };
+  const [one, two, eight] = [run(1), run(2), run(8)];
+  for (let i = 0; i < one.length; i++) {
+    expect(Buffer.from(two[i].buffer).equals(Buffer.from(one[i].buffer))).toBe(true);
+    expect(Buffer.from(eight[i].buffer).equals(Buffer.from(one[i].buffer))).toBe(true);
+  }
+  expectClose(eight[0], refForward(c, q, k, v), 2e-5, 1e-4, 'out');
+});
+
+test('the lse of the forward is the log-sum-exp of the scaled scores of each query (every vector path)', () => {
+  // Large scores spread the sums over many magnitudes; T = 70 gives a padded second query tile.
+  const c: Case = { B: 1, T: 70, Tk: 70, NH: 2, NKV: 1, HD: 32, causal: true };
+  const q = randn(c.T * c.NH * c.HD, 71, 3), k = randn(c.Tk * c.HD, 72, 3), v = randn(c.Tk * c.HD, 73);
+  const scale = 1 / Math.sqrt(c.HD);
+  const ref: number[] = [];
+  for (let h = 0; h < c.NH; h++)
+    for (let i = 0; i < c.T; i++) {
+      const qi = q.subarray((i * c.NH + h) * c.HD, (i * c.NH + h + 1) * c.HD);
+      const scores = Array.from({ length: i + 1 }, (_, j) => scale * dot(qi, k.subarray(j * c.HD, (j + 1) * c.HD)));
+      const max = Math.max(...scores);
+      ref.push(max + Math.log(scores.reduce((sum, x) => sum + Math.exp(x - max), 0)));
+    }
+  const kern = kernels<Record<string, (...args: unknown[]) => void>>('cpu');
+  const tq = Tensor.from(q, [1, c.T, c.NH, c.HD]), tk = Tensor.from(k, [1, c.Tk, 1, c.HD]);
+  const tv = Tensor.from(v, [1, c.Tk, 1, c.HD]);
+  for (const isa of [1, 2, 3].slice(0, isas.length)) { // portable, avx2, avx512: the paths this CPU has
+    const out = Tensor.zeros([1, c.T, c.NH, c.HD]), lse = Tensor.zeros([1, c.NH, c.T]);
+    kern.attentionForward(out.ptr, lse.ptr, tq.ptr, tk.ptr, tv.ptr, c.B, c.T, c.Tk, c.NH, c.NKV, c.HD, true, isa);
+    expectClose(lse.toArray(), Float64Array.from(ref), 2e-5, 1e-6, `lse (isa ${isa})`);
+  }
 });
 
 test('a long sequence stays exact (online softmax over many key tiles)', () => {

@@ -1,6 +1,8 @@
 // Flash-style causal attention with GQA on the CPU: forward and backward (shapes in attention.h).
 //
-// Forward, for every (batch b, query head h, tile of kBr queries), one pool task:
+// Forward, for every (batch b, KV head) one pool task (or a few, each taking every few query tiles, when there
+// are too few (b, KV head) pairs for the threads), and within it for every tile of kBr queries of every query
+// head of the group:
 //   for each tile of kBc keys the queries can see:
 //     S = K_tile . Q_tile^T                      scores, kept in log2 units (Q is pre-scaled by log2(e)/sqrt(HD))
 //     m_new = max(m, rowmax S);  P = 2^(S - m_new);  l = l * 2^(m - m_new) + rowsum P
@@ -10,12 +12,17 @@
 // P = 2^(S - lse * log2(e)) tile by tile, with D = rowsum(dO * O):
 //   dV += P^T dO,   dP = dO V^T,   dS = P * (dP - D) / sqrt(HD),   dK += dS^T Q,   dQ += dS K
 // The task owns dk/dv of its KV head and dq of its query heads, so the sums need no atomics and always run
-// in the same order (deterministic).
+// in the same order (deterministic, whatever the number of threads).
 //
 // Layout trick: score tiles are stored transposed, keys x queries, so vectors run along queries. The softmax
-// statistics (max, sum) of W queries are then plain vertical vector ops, and the products read K and V rows
-// as they are; only Q^T (and dO^T in the backward) are packed. Tiles that cross the causal diagonal are
-// worked in slices of kSlice rows that skip what the mask zeroes.
+// statistics (max, sum) of W queries are then plain vertical vector ops. Tiles that cross the causal diagonal
+// are worked in slices of kSlice rows that skip what the mask zeroes.
+//
+// Memory: rows of a [B, T, heads, HD] tensor lie 1-2 KiB apart in MiniMind. Read in place, such rows crowd a few
+// L1 and L2 sets and miss again each time a product re-reads them, and the hardware prefetchers do not foresee
+// them. So a task packs what it re-reads into contiguous scratch: K and V of its KV head (once per task), Q^T and
+// dO^T (transposed in registers) and Q and dO rows (once per query tile); the backward sums dQ, dK and dV in
+// packed buffers that are added to the gradients once, and prefetches the next query tile's rows ahead.
 //
 // Products are register-blocked micro-kernels (tile_product below): MR rows x NV vectors of the output stay
 // in registers while one operand is broadcast element by element and the other is loaded as vectors.
@@ -30,13 +37,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "mm.h"
 #include "attention.h"
 
 #if MM_HAVE_X86
-#include <xmmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace mm::cpu {
@@ -103,14 +111,10 @@ class Scratch {
   float* next_;
 };
 
-// A leading dimension for transposed [HD][t] buffers that is not a multiple of 1 KiB, so that the HD rows of a
-// column tile do not all fall into the same few L1 sets.
-inline int64_t skewed(int64_t t) { return t % 256 == 0 ? t + 16 : t; }
-
 // Tile products C[m, n] (+)= sum_k A(m, k) * B[k, n] read A one element at a time (and broadcast it)
 // through one of these accessors.
 
-// A(m, k) = a[m * ld + k]: K or V rows, straight from a [B, T, heads, HD] tensor.
+// A(m, k) = a[m * ld + k]: K or V rows, packed.
 struct RowMajor {
   const float* a;
   int64_t ld;
@@ -137,6 +141,7 @@ struct ForwardArgs {
   const float* q;
   const float* k;
   const float* v;
+  int64_t q_tile_parts;  // tasks per (batch, KV head), each taking every q_tile_parts-th query tile
 };
 
 struct BackwardArgs {
@@ -174,10 +179,12 @@ constexpr int W = 8, ACC = 12;
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#define MM_ATTENTION_AVX512  // the kernel section may use AVX-512 intrinsics
 namespace avx512 {
 constexpr int W = 16, ACC = 24;
 #include "attention.cc"  // NOLINT(build/include)
 }  // namespace avx512
+#undef MM_ATTENTION_AVX512
 #pragma GCC pop_options
 #endif
 
@@ -213,14 +220,17 @@ VectorIsa resolve(VectorIsa want) {
 
 void attention_forward(const AttentionShape& s, float* out, float* lse, const float* q, const float* k,
                        const float* v, VectorIsa isa) {
-  ForwardTask task = portable::forward_query_tile;
+  ForwardTask task = portable::forward_kv_head;
 #if MM_HAVE_X86
-  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::forward_query_tile;
-  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::forward_query_tile;
+  if (resolve(isa) == VectorIsa::kAvx512) task = avx512::forward_kv_head;
+  if (resolve(isa) == VectorIsa::kAvx2) task = avx2::forward_kv_head;
 #endif
-  const ForwardArgs args{out, lse, q, k, v};
-  const int64_t tasks = s.B * s.NH * Geometry(s).q_tiles;
-  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+  // One task per (batch, KV head) when there are enough of them to share out; otherwise each is split into
+  // parts by query tiles (which query a task computes does not change how it is computed: results stay the same).
+  const int64_t kv_heads = s.B * s.NKV, q_tiles = Geometry(s).q_tiles;
+  const int64_t parts = std::clamp<int64_t>((2 * num_threads() + kv_heads - 1) / kv_heads, 1, q_tiles);
+  const ForwardArgs args{out, lse, q, k, v, parts};
+  parallel_for(kv_heads * parts, 1, [&](int64_t begin, int64_t end) {
     const FlushDenormals flush;
     for (int64_t t = begin; t < end; ++t) task(s, args, t);
   });
@@ -259,21 +269,41 @@ inline void store(float* p, F v) { std::memcpy(p, &v, sizeof v); }
 inline F broadcast(float s) { return s - F{}; }  // scalar op vector broadcasts; subtracting +0 folds away
 inline F vmax(F a, F b) { return a > b ? a : b; }
 
-// 2^t for t <= 0 (a score minus its row's max), flushed to 0 below 2^-126 (and for t = -inf, a masked key).
-// t = n + f with n = round(t) and |f| <= 1/2; 2^f = e^(f ln 2) by its Taylor series to degree 6 (relative error
-// below 1.2e-7, about one float ulp); 2^n goes straight into the exponent bits.
+// 2^t for t <= 0 (a score minus its row's max), 0 for t = -inf (a masked key) and, as a flushed denormal, below
+// 2^-126. t = n + f with n = round(t) and |f| <= 1/2; 2^f by a polynomial of degree 5 whose coefficients were
+// fitted (least squares on Chebyshev nodes) to the relative error: below 1.1e-7, about one float ulp.
 inline F exp2_nonpositive(F t) {
-  constexpr double l = 0.6931471805599453;  // ln 2
-  constexpr float c1 = l, c2 = l * l / 2, c3 = l * l * l / 6, c4 = l * l * l * l / 24,
-                  c5 = l * l * l * l * l / 120, c6 = l * l * l * l * l * l / 720;
+  constexpr float c1 = 0.69314685594f, c2 = 0.24022238003f, c3 = 0.05550892952f, c4 = 0.00967169794f,
+                  c5 = 0.00132186725f;
+#ifdef MM_ATTENTION_AVX512
+  // AVX-512 rounds (vrndscaleps) and scales by 2^n (vscalefps) in one instruction each. Clamping at -160 keeps f
+  // finite for t = -inf; 2^-160 and below round to 0.
+  t = vmax(t, broadcast(-160.0f));
+  const F n = (F)_mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const F f = t - n;
+  const F p = ((((c5 * f + c4) * f + c3) * f + c2) * f + c1) * f + 1.0f;
+  return (F)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
   const F round_shift = broadcast(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const F n = (t + round_shift) - round_shift;
   const F f = t - n;
-  F p = ((((c6 * f + c5) * f + c4) * f + c3) * f + c2) * f + c1;
-  p = p * f + 1.0f;
+  const F p = ((((c5 * f + c4) * f + c3) * f + c2) * f + c1) * f + 1.0f;
   const I bits = (I)p + (__builtin_convertvector(n, I) << 23);  // a vector cast reinterprets the bits
   const I in_range = t >= broadcast(-126.0f);  // all ones where t is in range, 0 elsewhere (and for NaN)
   return (F)(bits & in_range);
+#endif
+}
+
+// log2(x) for normal x > 0 (a softmax sum, at least 1). x = 2^e m with m in [sqrt(1/2), sqrt(2)), and
+// log2(m) = 2 atanh(u) / ln 2 with u = (m - 1) / (m + 1), |u| < 0.172, by the series of atanh to u^9
+// (relative error below 1e-9).
+inline F log2_positive(F x) {
+  const I bits = (I)x;
+  const I e = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3: the bits of sqrt(1/2); arithmetic shift, so floor
+  const F m = (F)(bits - (e << 23));
+  const F u = (m - 1.0f) / (m + 1.0f), u2 = u * u;
+  const F series = (((u2 * (1.0f / 9) + 1.0f / 7) * u2 + 1.0f / 5) * u2 + 1.0f / 3) * u2 + 1.0f;
+  return __builtin_convertvector(e, F) + u * series * (2 * kLog2e);
 }
 
 // ---- tile products ----------------------------------------------------------------------------------------
@@ -300,7 +330,6 @@ inline void block_product(int64_t K, A a, const float* b, int64_t ldb, float* c,
     MM_UNROLL for (int n = 0; n < NV; ++n) store(c + m * ldc + n * W, acc[m][n]);
   }
 }
-#undef MM_UNROLL
 
 // The rows of a column strip of NV vectors: blocks of MR rows, then one block each of MR/2, MR/4, ... for the
 // rest (M and MR are powers of two in the common cases, so the tail is usually empty).
@@ -340,42 +369,103 @@ inline void tile_product(int64_t M, int64_t N, int64_t K, A a, const float* b, i
 
 // ---- forward: one (batch, query head, query tile) ---------------------------------------------------------
 
-// dst[d * ld_dst + i] = scale * src[i * ld_src + d] for i < rows, d < HD: packs Q^T or dO^T. Rows of a
-// [B, T, heads, HD] tensor are a power-of-two stride apart and share a few L1 sets, so the rows are taken
-// 8 at a time: their cache lines stay in L1 while all HD columns are read.
-inline void transpose_rows(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t HD,
-                           float scale) {
-  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
-    const int64_t n = std::min<int64_t>(8, rows - i0);
-    for (int64_t d = 0; d < HD; ++d)
-      for (int64_t i = i0; i < i0 + n; ++i) dst[d * ld_dst + i] = src[i * ld_src + d] * scale;
+// Shuffle masks for one stage of a W x W transpose (indices >= W pick from the second vector). The stage swaps
+// bit `bit` of the row index with the same bit of the lane index: the new row r (bit clear) or r + bit takes
+// lane l from whichever old row holds it. log2(W) stages, one per bit, transpose the block.
+template <int... L>
+constexpr I exchange_mask(std::integer_sequence<int, L...>, int bit, bool upper) {
+  return I{(upper ? ((L & bit) ? W + L : L + bit) : ((L & bit) ? W + L - bit : L))...};
+}
+
+template <int bit>
+inline void exchange_stage(F* r) {
+  if constexpr (bit < W) {
+    constexpr I lower = exchange_mask(std::make_integer_sequence<int, W>{}, bit, false);
+    constexpr I upper = exchange_mask(std::make_integer_sequence<int, W>{}, bit, true);
+    MM_UNROLL for (int i = 0; i < W; ++i) {
+      if (i & bit) continue;
+      const F lo = r[i], hi = r[i + bit];
+      r[i] = __builtin_shuffle(lo, hi, lower);
+      r[i + bit] = __builtin_shuffle(lo, hi, upper);
+    }
+    exchange_stage<2 * bit>(r);
   }
 }
 
-void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
-  const Geometry g(s);
-  const int64_t b = task / (s.NH * g.q_tiles), h = task / g.q_tiles % s.NH, i0 = task % g.q_tiles * kBr;
-  const int64_t rows = std::min(kBr, s.T - i0), kvh = h / g.group, HD = s.HD;
-  const float* q = p.q + (b * s.T + i0) * g.row_q + h * HD;
-  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
-  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+// dst[d * ld_dst + i] = scale * src[i * ld_src + d] for i < rows, d < HD: packs Q^T or dO^T, W x W blocks at a
+// time in registers (W loads, W log2(W) shuffles, W stores), the last rows % W element by element.
+inline void transpose_rows(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows, int64_t HD,
+                           float scale) {
+  int64_t i0 = 0;
+  for (; i0 + W <= rows; i0 += W) {
+    for (int64_t d0 = 0; d0 < HD; d0 += W) {
+      F r[W];
+      MM_UNROLL for (int i = 0; i < W; ++i) r[i] = load(src + (i0 + i) * ld_src + d0) * scale;
+      exchange_stage<1>(r);
+      MM_UNROLL for (int d = 0; d < W; ++d) store(dst + (d0 + d) * ld_dst + i0, r[d]);
+    }
+  }
+  for (int64_t d = 0; d < HD; ++d)
+    for (int64_t i = i0; i < rows; ++i) dst[d * ld_dst + i] = src[i * ld_src + d] * scale;
+}
 
-  Scratch scratch(2 * HD * kBr + kBc * kBr + 3 * kBr);
-  float* qt = scratch.take(HD * kBr);   // Q^T, pre-scaled; padded queries are zero
-  float* o = scratch.take(kBr * HD);    // unnormalised O, one row per query
-  float* st = scratch.take(kBc * kBr);  // S^T, then P^T in place
-  float* m_run = scratch.take(kBr);     // running max and sum of each query's row
-  float* l_run = scratch.take(kBr);
-  float* rescale = scratch.take(kBr);   // 2^(m_old - m_new) per query for this step
-  transpose_rows(qt, kBr, q, g.row_q, rows, HD, g.q_scale);
-  for (int64_t d = 0; d < HD; ++d) std::fill(qt + d * kBr + rows, qt + (d + 1) * kBr, 0.0f);
-  std::fill(o, o + kBr * HD, 0.0f);
-  std::fill(m_run, m_run + kBr, kNegInf);
-  std::fill(l_run, l_run + kBr, 0.0f);
+// Asks for the cache lines of rows [begin, end) of HD floats, ld apart, ahead of their use. Rows of a
+// [B, T, heads, HD] tensor are a power-of-two stride apart, each on its own lines and often its own page, so the
+// hardware prefetchers do not foresee them; a task asks for the next query tile's rows a slice per key tile, so
+// the misses overlap the products instead of stalling the packing.
+inline void prefetch_rows(const float* p, int64_t ld, int64_t begin, int64_t end, int64_t HD) {
+  for (int64_t i = begin; i < end; ++i)
+    for (int64_t d = 0; d < HD; d += 16) __builtin_prefetch(p + i * ld + d);
+}
 
-  const int64_t key_end = g.key_end(s, i0, rows);
+// dst[i * HD + d] = src[i * ld_src + d]: packs K, V, Q or dO rows contiguously. A product re-reads its B operand
+// once per register block; rows a power-of-two stride apart (1-2 KiB in MiniMind) would share a few L1 sets and
+// miss, packed rows fill the sets evenly.
+inline void pack_rows(float* dst, const float* src, int64_t ld_src, int64_t rows, int64_t HD) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t d = 0; d < HD; d += W) store(dst + i * HD + d, load(src + i * ld_src + d));
+}
+
+// dst[i * ld_dst + d] += src[i * HD + d]: adds packed gradient rows into a gradient tensor.
+inline void add_rows(float* dst, int64_t ld_dst, const float* src, int64_t rows, int64_t HD) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t d = 0; d < HD; d += W)
+      store(dst + i * ld_dst + d, load(dst + i * ld_dst + d) + load(src + i * HD + d));
+}
+
+// Scratch buffers of one query tile.
+struct TileBuffers {
+  float* qt;       // Q^T, pre-scaled; padded queries are zero
+  float* o;        // unnormalised O, one row per query
+  float* st;       // S^T, then P^T in place
+  float* m_run;    // running max and sum of each query's row
+  float* l_run;
+  float* rescale;  // 2^(m_old - m_new) per query for this step; at the end, the lse of each query
+};
+
+// Rows that a later step reads, to prefetch a slice per key tile while this one computes.
+struct RowsAhead {
+  const float* p;
+  int64_t ld, rows;
+};
+
+// Queries i0 .. i0 + kBr - 1 of query head h against the packed K and V rows of its KV head.
+void forward_query_tile(const AttentionShape& s, const Geometry& g, const ForwardArgs& p, int64_t b, int64_t h,
+                        int64_t i0, const float* k_rows, const float* v_rows, const TileBuffers& t,
+                        const RowsAhead (&ahead)[3]) {
+  const int64_t rows = std::min(kBr, s.T - i0), HD = s.HD;
+  float* const st = t.st;
+  transpose_rows(t.qt, kBr, p.q + (b * s.T + i0) * g.row_q + h * HD, g.row_q, rows, HD, g.q_scale);
+  for (int64_t d = 0; d < HD; ++d) std::fill(t.qt + d * kBr + rows, t.qt + (d + 1) * kBr, 0.0f);
+  std::fill(t.o, t.o + kBr * HD, 0.0f);
+  std::fill(t.m_run, t.m_run + kBr, kNegInf);
+  std::fill(t.l_run, t.l_run + kBr, 0.0f);
+
+  const int64_t key_end = g.key_end(s, i0, rows), key_tiles = (key_end + kBc - 1) / kBc;
   for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
-    const int64_t keys = std::min(kBc, key_end - j0);
+    const int64_t keys = std::min(kBc, key_end - j0), step = j0 / kBc;
+    for (const RowsAhead& r : ahead)
+      prefetch_rows(r.p, r.ld, step * r.rows / key_tiles, (step + 1) * r.rows / key_tiles, HD);
     // Key j (of this tile) is seen by queries i >= j - diagonal only. Where the tile crosses the diagonal, the
     // work runs in slices of kSlice keys (queries) that skip what the mask would zero.
     const int64_t diagonal = g.first_pos + i0 - j0;
@@ -383,14 +473,14 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
     const int64_t slice = on_diagonal ? kSlice : kBc;
     for (int64_t js = 0; js < keys; js += slice) {  // S^T = K Q^T, from the first query that sees key js
       const int64_t ib = on_diagonal ? std::max<int64_t>(0, js - diagonal) / W * W : 0;
-      tile_product(std::min(slice, keys - js), kBr - ib, HD, RowMajor{k + (j0 + js) * g.row_kv, g.row_kv}, qt + ib,
-                   kBr, st + js * kBr + ib, kBr, false);
+      tile_product(std::min(slice, keys - js), kBr - ib, HD, RowMajor{k_rows + (j0 + js) * HD, HD}, t.qt + ib, kBr,
+                   st + js * kBr + ib, kBr, false);
     }
     mask_future_keys(s, g, st, i0, j0, keys);
     for (int64_t iv = 0; iv < kBr; iv += W) {
       // Keys past `seen` are masked for all W queries: P is 0 there without computing it.
       const int64_t seen = on_diagonal ? std::min(keys, std::max<int64_t>(0, iv + W + diagonal)) : keys;
-      const F m_old = load(m_run + iv);
+      const F m_old = load(t.m_run + iv);
       F m_part[4] = {m_old, m_old, m_old, m_old};  // four independent chains hide the latency of max
       int64_t j = 0;
       for (; j + 4 <= seen; j += 4)
@@ -406,28 +496,66 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
       for (int64_t j = seen; j < keys; ++j) store(st + j * kBr + iv, F{});
       // m_old = -inf on the first tile: the factor is 0 and the zero O and l stay zero.
       const F factor = exp2_nonpositive(m_old - m_new);
-      store(l_run + iv, load(l_run + iv) * factor + row_sum);
-      store(m_run + iv, m_new);
-      store(rescale + iv, factor);
+      store(t.l_run + iv, load(t.l_run + iv) * factor + row_sum);
+      store(t.m_run + iv, m_new);
+      store(t.rescale + iv, factor);
     }
     for (int64_t i = 0; i < kBr; ++i) {
-      const F factor = broadcast(rescale[i]);
-      for (int64_t d = 0; d < HD; d += W) store(o + i * HD + d, load(o + i * HD + d) * factor);
+      const F factor = broadcast(t.rescale[i]);
+      for (int64_t d = 0; d < HD; d += W) store(t.o + i * HD + d, load(t.o + i * HD + d) * factor);
     }
     // O[i] += sum_j P^T[j, i] V[j], up to the last key the slice's queries see
     const int64_t query_slice = on_diagonal ? kSlice : kBr;
     for (int64_t is = 0; is < kBr; is += query_slice) {
       const int64_t ke = on_diagonal ? std::min(keys, std::max<int64_t>(0, is + query_slice + diagonal)) : keys;
-      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v + j0 * g.row_kv, g.row_kv, o + is * HD, HD, true);
+      tile_product(query_slice, HD, ke, ColMajor{st + is, kBr}, v_rows + j0 * HD, HD, t.o + is * HD, HD, true);
     }
   }
 
   float* out = p.out + (b * s.T + i0) * g.row_q + h * HD;
   float* lse = p.lse + (b * s.NH + h) * s.T + i0;
   for (int64_t i = 0; i < rows; ++i) {
-    const F inv_l = broadcast(1.0f / l_run[i]);
-    for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(o + i * HD + d) * inv_l);
-    lse[i] = (m_run[i] + std::log2(l_run[i])) * kLn2;
+    const F inv_l = broadcast(1.0f / t.l_run[i]);
+    for (int64_t d = 0; d < HD; d += W) store(out + i * g.row_q + d, load(t.o + i * HD + d) * inv_l);
+  }
+  for (int64_t iv = 0; iv < kBr; iv += W)  // padded queries have sums too (of zero scores): no special case
+    store(t.rescale + iv, (load(t.m_run + iv) + log2_positive(load(t.l_run + iv))) * kLn2);
+  std::copy(t.rescale, t.rescale + rows, lse);
+}
+
+// One (batch, KV head) and its share of the query tiles (every parts-th one, so that the causal costs even
+// out), for every query head of the group: K and V rows are packed once and stay in L2 for all of them. They
+// are packed as the query tiles reach them, and prefetched while the tile before computes, as is the next
+// tile's Q: the misses overlap the products.
+void forward_kv_head(const AttentionShape& s, const ForwardArgs& p, int64_t task) {
+  const Geometry g(s);
+  const int64_t parts = p.q_tile_parts, part = task % parts, b = task / parts / s.NKV, kvh = task / parts % s.NKV;
+  const int64_t HD = s.HD, last_i0 = (part + (g.q_tiles - 1 - part) / parts * parts) * kBr;
+  const auto keys_seen = [&](int64_t i0) { return i0 < s.T ? g.key_end(s, i0, std::min(kBr, s.T - i0)) : 0; };
+
+  Scratch scratch(2 * keys_seen(last_i0) * HD + 2 * HD * kBr + kBc * kBr + 3 * kBr);
+  float* k_rows = scratch.take(keys_seen(last_i0) * HD);
+  float* v_rows = scratch.take(keys_seen(last_i0) * HD);
+  const TileBuffers tile{scratch.take(HD * kBr), scratch.take(kBr * HD), scratch.take(kBc * kBr),
+                         scratch.take(kBr),      scratch.take(kBr),      scratch.take(kBr)};
+  const float* k = p.k + b * s.Tk * g.row_kv + kvh * HD;
+  const float* v = p.v + b * s.Tk * g.row_kv + kvh * HD;
+  int64_t packed = 0;  // K and V rows [0, packed) are in k_rows and v_rows
+  for (int64_t i0 = part * kBr; i0 < s.T; i0 += parts * kBr) {
+    const int64_t keys = keys_seen(i0), next_i0 = i0 + parts * kBr;
+    pack_rows(k_rows + packed * HD, k + packed * g.row_kv, g.row_kv, keys - packed, HD);
+    pack_rows(v_rows + packed * HD, v + packed * g.row_kv, g.row_kv, keys - packed, HD);
+    packed = keys;
+    const int64_t new_keys = std::max<int64_t>(0, keys_seen(next_i0) - keys);  // what the next tile packs
+    for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
+      const bool last_head = h + 1 == (kvh + 1) * g.group;
+      const int64_t q_i0 = last_head ? next_i0 : i0, q_h = last_head ? kvh * g.group : h + 1;
+      const int64_t q_rows = q_i0 < s.T ? std::min(kBr, s.T - q_i0) : 0;
+      const RowsAhead ahead[3] = {{p.q + (b * s.T + std::min(q_i0, s.T - 1)) * g.row_q + q_h * HD, g.row_q, q_rows},
+                                  {k + std::min(keys, s.Tk - 1) * g.row_kv, g.row_kv, last_head ? new_keys : 0},
+                                  {v + std::min(keys, s.Tk - 1) * g.row_kv, g.row_kv, last_head ? new_keys : 0}};
+      forward_query_tile(s, g, p, b, h, i0, k_rows, v_rows, tile, ahead);
+    }
   }
 }
 
@@ -435,57 +563,88 @@ void forward_query_tile(const AttentionShape& s, const ForwardArgs& p, int64_t t
 
 void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t task) {
   const Geometry g(s);
-  const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, t_pad = g.q_tiles * kBr;
+  const int64_t b = task / s.NKV, kvh = task % s.NKV, HD = s.HD, lq = g.row_q, lkv = g.row_kv;
   const F score_scale = broadcast(g.q_scale * kLn2);  // d(score)/d(q.k) = 1/sqrt(HD)
 
-  // Per query head: Q^T (pre-scaled) and dO^T, lse in log2 units and D = rowsum(dO * O). Padded queries
-  // get lse = +inf, hence P = 0 and no contribution. dq, dk and dv accumulate straight into the gradients.
-  const int64_t ld_t = skewed(t_pad), lq = g.row_q, lkv = g.row_kv;
-  Scratch scratch(2 * HD * ld_t + 2 * t_pad + 2 * kBc * kBr);
+  // K and V rows packed, and dK, dV summed in packed buffers that are added to the gradients at the end.
+  // Per query tile: Q and dO rows packed, Q^T (pre-scaled) and dO^T, dQ summed likewise, lse in log2 units and
+  // D = rowsum(dO * O). Padded queries get lse = +inf, hence P = 0 and no contribution.
+  Scratch scratch(4 * s.Tk * HD + 5 * kBr * HD + 2 * kBr + 2 * kBc * kBr);
   const int64_t kv_offset = b * s.Tk * g.row_kv + kvh * HD;
-  const float* k = p.k + kv_offset;
-  const float* v = p.v + kv_offset;
-  float* dk = p.dk + kv_offset;
-  float* dv = p.dv + kv_offset;
-  float* qt = scratch.take(HD * ld_t);
-  float* dot = scratch.take(HD * ld_t);
-  float* lse2 = scratch.take(t_pad);
-  float* delta = scratch.take(t_pad);
+  float* k_rows = scratch.take(s.Tk * HD);
+  float* v_rows = scratch.take(s.Tk * HD);
+  float* dk_sum = scratch.take(s.Tk * HD);
+  float* dv_sum = scratch.take(s.Tk * HD);
+  float* q_rows = scratch.take(kBr * HD);
+  float* dout_rows = scratch.take(kBr * HD);
+  float* dq_sum = scratch.take(kBr * HD);
+  float* qt = scratch.take(HD * kBr);
+  float* dot = scratch.take(HD * kBr);
+  float* lse2 = scratch.take(kBr);
+  float* delta = scratch.take(kBr);
   float* pt = scratch.take(kBc * kBr);   // S^T, then P^T
   float* dst = scratch.take(kBc * kBr);  // dP^T, then dS^T
+  std::fill(dk_sum, dk_sum + s.Tk * HD, 0.0f);
+  std::fill(dv_sum, dv_sum + s.Tk * HD, 0.0f);
+  const auto keys_seen = [&](int64_t i0) { return i0 < s.T ? g.key_end(s, i0, std::min(kBr, s.T - i0)) : 0; };
+  int64_t packed = 0;  // K and V rows [0, packed) are in k_rows and v_rows, packed as the query tiles reach them
 
   for (int64_t h = kvh * g.group; h < (kvh + 1) * g.group; ++h) {
-    const int64_t q_offset = b * s.T * g.row_q + h * HD;
-    const float* out = p.out + q_offset;
-    const float* lse = p.lse + (b * s.NH + h) * s.T;
-    const float* q = p.q + q_offset;
-    const float* dout = p.dout + q_offset;
-    float* dq = p.dq + q_offset;
-    transpose_rows(qt, ld_t, q, lq, s.T, HD, g.q_scale);
-    transpose_rows(dot, ld_t, dout, lq, s.T, HD, 1.0f);
-    for (int64_t d = 0; d < HD; ++d) {
-      std::fill(qt + d * ld_t + s.T, qt + d * ld_t + t_pad, 0.0f);
-      std::fill(dot + d * ld_t + s.T, dot + d * ld_t + t_pad, 0.0f);
-    }
-    for (int64_t i = 0; i < t_pad; ++i) {
-      F sum{};
-      if (i < s.T)
-        for (int64_t d = 0; d < HD; d += W) sum += load(dout + i * lq + d) * load(out + i * lq + d);
-      float dot_row = 0.0f;
-      for (int l = 0; l < W; ++l) dot_row += sum[l];
-      delta[i] = dot_row;
-      lse2[i] = i < s.T ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
-    }
-
     for (int64_t i0 = 0; i0 < s.T; i0 += kBr) {
       const int64_t rows = std::min(kBr, s.T - i0), key_end = g.key_end(s, i0, rows);
+      const int64_t q_offset = (b * s.T + i0) * g.row_q + h * HD;
+      if (key_end > packed) {
+        pack_rows(k_rows + packed * HD, p.k + kv_offset + packed * lkv, lkv, key_end - packed, HD);
+        pack_rows(v_rows + packed * HD, p.v + kv_offset + packed * lkv, lkv, key_end - packed, HD);
+        packed = key_end;
+      }
+      const float* out = p.out + q_offset;
+      const float* lse = p.lse + (b * s.NH + h) * s.T + i0;
+      pack_rows(q_rows, p.q + q_offset, lq, rows, HD);
+      pack_rows(dout_rows, p.dout + q_offset, lq, rows, HD);
+      transpose_rows(qt, kBr, q_rows, HD, rows, HD, g.q_scale);
+      transpose_rows(dot, kBr, dout_rows, HD, rows, HD, 1.0f);
+      for (int64_t d = 0; d < HD; ++d) {
+        std::fill(qt + d * kBr + rows, qt + (d + 1) * kBr, 0.0f);
+        std::fill(dot + d * kBr + rows, dot + (d + 1) * kBr, 0.0f);
+      }
+      std::fill(dq_sum, dq_sum + kBr * HD, 0.0f);
+      for (int64_t i = 0; i < kBr; ++i) {
+        F sum{};
+        if (i < rows)
+          for (int64_t d = 0; d < HD; d += W) sum += load(dout_rows + i * HD + d) * load(out + i * lq + d);
+        float dot_row = 0.0f;
+        for (int l = 0; l < W; ++l) dot_row += sum[l];
+        delta[i] = dot_row;
+        lse2[i] = i < rows ? lse[i] * kLog2e : std::numeric_limits<float>::infinity();
+      }
+
+      // Prefetched while this tile computes: the rows of the next query tile (of this head, or the first of the
+      // next one), the K and V rows that tile packs, and in the last head a share of dK and dV for the final sum.
+      const int64_t next_i0 = i0 + kBr < s.T ? i0 + kBr : 0, next_h = i0 + kBr < s.T ? h : h + 1;
+      const int64_t next_rows = next_h < (kvh + 1) * g.group ? std::min(kBr, s.T - next_i0) : 0;
+      const int64_t next_offset = (b * s.T + std::min(next_i0, s.T - 1)) * g.row_q + next_h * HD;
+      const int64_t new_keys = std::max<int64_t>(0, keys_seen(i0 + kBr) - packed);
+      const bool last_head = h + 1 == (kvh + 1) * g.group;
+      const int64_t sum_begin = i0 / kBr * s.Tk / g.q_tiles, sum_end = (i0 / kBr + 1) * s.Tk / g.q_tiles;
+      const RowsAhead ahead[] = {{p.q + next_offset, lq, next_rows},
+                                 {p.dout + next_offset, lq, next_rows},
+                                 {p.out + next_offset, lq, next_rows},
+                                 {p.dq + next_offset, lq, next_rows},
+                                 {p.k + kv_offset + std::min(packed, s.Tk - 1) * lkv, lkv, new_keys},
+                                 {p.v + kv_offset + std::min(packed, s.Tk - 1) * lkv, lkv, new_keys},
+                                 {p.dk + kv_offset + sum_begin * lkv, lkv, last_head ? sum_end - sum_begin : 0},
+                                 {p.dv + kv_offset + sum_begin * lkv, lkv, last_head ? sum_end - sum_begin : 0}};
+      const int64_t key_tiles = (key_end + kBc - 1) / kBc;
       for (int64_t j0 = 0; j0 < key_end; j0 += kBc) {
-        const int64_t keys = std::min(kBc, key_end - j0);
-        tile_product(keys, kBr, HD, RowMajor{k + j0 * lkv, lkv}, qt + i0, ld_t, pt, kBr, false);
-        tile_product(keys, kBr, HD, RowMajor{v + j0 * lkv, lkv}, dot + i0, ld_t, dst, kBr, false);
+        const int64_t keys = std::min(kBc, key_end - j0), step = j0 / kBc;
+        for (const RowsAhead& r : ahead)
+          prefetch_rows(r.p, r.ld, step * r.rows / key_tiles, (step + 1) * r.rows / key_tiles, HD);
+        tile_product(keys, kBr, HD, RowMajor{k_rows + j0 * HD, HD}, qt, kBr, pt, kBr, false);
+        tile_product(keys, kBr, HD, RowMajor{v_rows + j0 * HD, HD}, dot, kBr, dst, kBr, false);
         mask_future_keys(s, g, pt, i0, j0, keys);
         for (int64_t iv = 0; iv < kBr; iv += W) {
-          const F lse_i = load(lse2 + i0 + iv), delta_i = load(delta + i0 + iv);
+          const F lse_i = load(lse2 + iv), delta_i = load(delta + iv);
           for (int64_t j = 0; j < keys; ++j) {
             const F pj = exp2_nonpositive(load(pt + j * kBr + iv) - lse_i);
             store(pt + j * kBr + iv, pj);
@@ -499,19 +658,23 @@ void backward_kv_head(const AttentionShape& s, const BackwardArgs& p, int64_t ta
         for (int64_t js = 0; js < keys; js += slice) {
           const int64_t n = std::min(slice, keys - js), ib = s.causal ? std::max<int64_t>(0, js - diagonal) : 0;
           if (ib >= rows) break;
-          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout + (i0 + ib) * lq, lq,
-                       dv + (j0 + js) * lkv, lkv, true);
-          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q + (i0 + ib) * lq, lq,
-                       dk + (j0 + js) * lkv, lkv, true);
+          tile_product(n, HD, rows - ib, TileRows{pt + js * kBr + ib}, dout_rows + ib * HD, HD,
+                       dv_sum + (j0 + js) * HD, HD, true);
+          tile_product(n, HD, rows - ib, TileRows{dst + js * kBr + ib}, q_rows + ib * HD, HD,
+                       dk_sum + (j0 + js) * HD, HD, true);
         }
         for (int64_t is = 0; is < rows; is += slice) {
           const int64_t n = std::min(slice, rows - is);
           const int64_t ke = s.causal ? std::min(keys, std::max<int64_t>(0, is + n + diagonal)) : keys;
-          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k + j0 * lkv, lkv, dq + (i0 + is) * lq, lq, true);
+          tile_product(n, HD, ke, ColMajor{dst + is, kBr}, k_rows + j0 * HD, HD, dq_sum + is * HD, HD, true);
         }
       }
+      add_rows(p.dq + q_offset, lq, dq_sum, rows, HD);
     }
   }
+  add_rows(p.dk + kv_offset, lkv, dk_sum, s.Tk, HD);
+  add_rows(p.dv + kv_offset, lkv, dv_sum, s.Tk, HD);
 }
 
+#undef MM_UNROLL
 #endif  // MM_ATTENTION_KERNELS
