@@ -1,6 +1,6 @@
 // The tensor-core (WMMA) flash attention of native/cuda/kernels/attention.cu against a plain float64 reference:
 // causal, grouped KV heads (NH / NKV = 1, 2, 4), every supported head dim (32, 48, 64, 96, 128), T below, at and
-// across the 64-row tiles (1, 17, 64, 70, 130), on the emulated device under forward, reverse and random fiber
+// across the 64- and 128-row tiles (1, 17, 64, 70, 100, 130), on the emulated device under forward, reverse and random fiber
 // orders with poisoned shared memory (and on the GPU under `npm run test:gpu`).
 // Shapes: q, out [B, T, NH, HD]; k, v [B, T, NKV, HD]; lse [B, NH, T].
 //
@@ -97,6 +97,7 @@ const CASES: Case[] = [
   { B: 1, T: 17, NH: 4, NKV: 2, HD: 128 },
   { B: 1, T: 130, NH: 2, NKV: 1, HD: 32, keyGrowth: 0.01 },
   { B: 1, T: 70, NH: 1, NKV: 1, HD: 48, keyGrowth: 0.02 },
+  { B: 1, T: 100, NH: 2, NKV: 1, HD: 128, keyGrowth: 0.01 },
 ];
 
 describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_name, backend) => {

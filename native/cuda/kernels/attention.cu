@@ -7,17 +7,19 @@
 // h / (NH / NKV)); lse [B, NH, T] fp32, saved by the forward. HD is one of 32, 48, 64, 96, 128 (multiples of the
 // WMMA k-step 16). The backward ACCUMULATES into dq, dk, dv.
 //
-// Tiling. Queries and keys are cut into tiles of 64 rows; a block has 4 warps and each warp owns 16 rows of its
-// block's tile, so warps never combine partial results (FA2's split by rows).
-//   forward   block = (query tile, b * NH + h): the warp's 16 query rows are staged through shared memory into
+// Tiling. Keys (and, in the backward, queries) are cut into tiles of 64 rows; a block has 4 warps and each warp
+// owns whole rows of its block's tile, so warps never combine partial results (FA2's split by rows).
+//   forward   block = (query tile, b * NH + h); a warp owns 32 query rows when HD <= 64 (two row fragments:
+//             O then takes 2 * HD / 16 accumulator fragments, 64 registers at HD = 64) and 16 rows above that,
+//             so a block tile is 128 or 64 queries. The warp's Q rows are staged through shared memory into
 //             register fragments once; K and V tiles of 64 keys stream through shared memory (zero-filled past T).
-//             S = Q K^T (16 x 64 per warp, fp32) goes to the warp's shared scratch, where each pair of lanes runs
-//             the online softmax of one row; P (bf16) feeds O += P V on tensor cores. O stays in fp32 accumulator
-//             fragments; since their element layout is opaque, the rare rescale by exp(m_old - m_new) goes
-//             through shared memory, and only when some row's maximum actually grew (a warp vote): after the
-//             first few tiles the maxima settle and O never leaves the registers. Causal: key tiles past the
-//             diagonal are skipped, the diagonal tile is masked and its fully masked 16-key slices skipped.
-//             Query tiles run longest first (blockIdx.x reversed) so the short causal tiles fill the tail.
+//             S = Q K^T (fp32) goes to the warp's shared scratch, where one or two lanes per row run the online
+//             softmax; P (bf16) feeds O += P V on tensor cores. O stays in fp32 accumulator fragments; since
+//             their element layout is opaque, the rescale by exp(m_old - m_new) goes through shared memory, and
+//             only when some row's maximum actually grew (a warp vote): after the first tiles the maxima settle
+//             and O stays in registers. Causal: key tiles past the block's last query are skipped, and so are the
+//             16-key slices past each warp's last query; the remaining diagonal entries are masked. Query tiles
+//             run longest first (blockIdx.x reversed) so the short causal tiles fill the tail of the grid.
 //   backward  (1) D = rowsum(dO * out) by a small kernel into a workspace [B, NH, T];
 //             (2) dK, dV: block = (key tile, b * NKV + g), warp = 16 keys; it walks the group's query heads and the
 //                 query tiles from the diagonal down, recomputes S^T = K Q^T and P^T = exp(scale S^T - lse) (no
@@ -26,14 +28,20 @@
 //             (3) dQ: block = (query tile, b * NH + h), warp = 16 queries; it walks the key tiles like the forward
 //                 and accumulates dQ += dS K.
 //             Every gradient element is summed by one warp in a fixed order: deterministic, no atomics. The price
-//             is computing S and dP twice (once per pass), FA2's dQ-by-atomics variant computes them once.
-// Performance notes (H100/H200, B=8, T=512..2048, NH=8, NKV=2, HD=64..128): a forward tile step per warp is
-// 2 * 16 * 64 * HD * 2 flops of mma against ~16 * 64 exp2f and shared-memory passes over S, so the mma work
-// dominates at HD >= 64. Shared rows are padded by 16 bytes (bf16 tiles: HD + 8; fp32 scratch: 64 + 4 floats)
-// so the 16 rows a fragment load touches fall in different banks. Forward shared memory is
-// 2 * 64 * (HD + 8) * 2 + 64 * 72 * 2 + 64 * 68 * 4 bytes (61 KiB at HD = 128: three blocks per SM); the
-// K/V tiles are re-read by the NH / NKV query heads of a group, which run as adjacent blockIdx.y and so
-// share them through L2. Not done (ideas for later): cp.async double buffering of K/V, Hopper wgmma/TMA.
+//             is computing S and dP twice (once per pass); FA2's dQ-by-atomics variant computes them once.
+// Performance (H100/H200 at MiniMind-like shapes B=8, T=512..2048, NH=8..16, NKV=2..8, HD=32..128; not yet
+// measured on a GPU). Per warp and key tile, the forward does 2 * rows * 64 * HD * 2 flops on tensor cores, reads
+// each K and V fragment from shared memory once for all its rows, and makes one pass of S through shared memory
+// (fp32 store, softmax read, bf16 P write, fragment read) plus rows * 64 exp2f. At HD = 32..64 the exponentials
+// and these shared-memory passes, not the mma, set the pace (as in FA2, which reaches 35-45% of H100 peak with
+// mma.sync); the 50%-of-peak target is most reachable at HD >= 64. Shared rows are padded by 16 bytes (bf16
+// tiles: HD + 8; fp32 scratch: 64 + 4 floats) so the rows a fragment load touches fall in different banks, and
+// softmax lanes visit their columns rotated by row for the same reason. Forward shared memory is
+// 2 * 64 * (HD + 8) * 2 + rows_per_block * (72 * 2 + 68 * 4) bytes: 60 KiB at HD = 128 (3 blocks per SM), 70 KiB
+// at HD = 64 (3 blocks). The K/V tiles are re-read by the NH / NKV query heads of a group, which are adjacent in
+// blockIdx.y and so share them through L2. Registers (ptxas, sm_90, no spills): forward 153..200 (200 at HD = 64:
+// 2 blocks per SM; __launch_bounds__(128, 3) gives 3 with a 52-byte spill, to try on a GPU), backward 80..254.
+// Not done (ideas for later): cp.async double buffering of K/V, Hopper wgmma/TMA, 32-row warps in the backward.
 #include "../common.cuh"
 
 namespace mm::kernels {
@@ -61,7 +69,7 @@ struct Shape {
   __device__ int64_t q_row(int b, int t, int h) const { return ((int64_t(b) * T + t) * NH + h) * HD; }
   __device__ int64_t kv_row(int b, int t, int g) const { return ((int64_t(b) * T + t) * NKV + g) * HD; }
   __device__ int64_t row_index(int b, int h, int t) const { return (int64_t(b) * NH + h) * T + t; }  // lse, D
-  __host__ __device__ int num_tiles() const { return (T + kTileRows - 1) / kTileRows; }
+  __host__ __device__ int num_tiles(int rows) const { return (T + rows - 1) / rows; }
 };
 
 // Bytes of a bf16 tile of `rows` rows of HD (+ 8 padding) values.
@@ -115,112 +123,149 @@ __device__ inline void add_warp_rows(bf16* dst, int64_t stride, int valid, const
 }
 
 // ---- forward ----------------------------------------------------------------------------------------------
+// Query rows per warp: 32 (two row fragments) while O fits in registers twice (HD <= 64), else 16. Each K or V
+// fragment read from shared memory then feeds two mma instead of one.
+template <int HD> constexpr int kRowFrags = HD <= 64 ? 2 : 1;
+
 template <int HD>
 constexpr size_t forward_smem_bytes() {
-  return 2 * tile_bytes<HD>(kKeyTile) + kWarps * (kProbBytes + kScoreBytes);
+  return 2 * tile_bytes<HD>(kKeyTile) + kRowFrags<HD> * kWarps * (kProbBytes + kScoreBytes);
+}
+
+// Sum or max over the `lanes` consecutive lanes (1 or 2) that share a softmax row.
+template <int lanes> __device__ inline float row_max(float v) {
+  for (int offset = lanes / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+template <int lanes> __device__ inline float row_sum(float v) {
+  for (int offset = lanes / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
 }
 
 template <int HD>
 __global__ void __launch_bounds__(32 * kWarps)
     attention_forward_kernel(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, Shape s) {
   using namespace nvcuda;
-  constexpr int kFrags = HD / 16, kLd = kTileLd<HD>;
+  constexpr int R = kRowFrags<HD>, kFrags = HD / 16, kLd = kTileLd<HD>;
+  constexpr int kRows = 16 * R, kBlockRows = kWarps * kRows;      // queries per warp, per block
+  constexpr int kLanesPerRow = 32 / kRows, kColsPerLane = kKeyTile / kLanesPerRow;
   MM_EXTERN_SHARED(uint4, smem);
   bf16* k_tile = reinterpret_cast<bf16*>(smem);
   bf16* v_tile = k_tile + kKeyTile * kLd;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  bf16* probs = v_tile + kKeyTile * kLd + warp * kWarpRows * kProbLd;  // this warp's P, 16 x 64
-  float* scores = reinterpret_cast<float*>(v_tile + kKeyTile * kLd + kTileRows * kProbLd) + warp * kWarpRows * kScoreLd;
+  bf16* probs = v_tile + kKeyTile * kLd + warp * kRows * kProbLd;  // this warp's P, kRows x 64
+  float* scores = reinterpret_cast<float*>(v_tile + kKeyTile * kLd + kBlockRows * kProbLd) + warp * kRows * kScoreLd;
 
-  const int q_tile = s.num_tiles() - 1 - int(blockIdx.x);
+  const int q_tile = s.num_tiles(kBlockRows) - 1 - int(blockIdx.x);
   const int h = blockIdx.y % s.NH, b = blockIdx.y / s.NH, g = h / (s.NH / s.NKV);
-  const int row0 = q_tile * kTileRows + warp * kWarpRows;  // the warp's first query
-  FragA q_frags[kFrags];
-  load_warp_rows<HD>(q_frags, q + s.q_row(b, min(row0, s.T - 1), h), int64_t(s.NH) * HD, s.T - row0, scores);
-  FragAcc o_frags[kFrags];
-  for (int i = 0; i < kFrags; ++i) wmma::fill_fragment(o_frags[i], 0.f);
+  const int row0 = q_tile * kBlockRows + warp * kRows;  // the warp's first query
+  const int64_t q_stride = int64_t(s.NH) * HD, kv_stride = int64_t(s.NKV) * HD;
+  FragA q_frags[R][kFrags];
+  for (int f = 0; f < R; ++f)
+    load_warp_rows<HD>(q_frags[f], q + s.q_row(b, min(row0 + 16 * f, s.T - 1), h), q_stride, s.T - row0 - 16 * f,
+                       scores);
+  FragAcc o_frags[R][kFrags];
+  for (int f = 0; f < R; ++f)
+    for (int i = 0; i < kFrags; ++i) wmma::fill_fragment(o_frags[f][i], 0.f);
 
-  // Lanes 2r and 2r+1 run the softmax of row r, over the even and the odd columns. m is in log2 units.
-  const int r = lane / 2, half = lane % 2, last_key = min(row0 + r, s.T - 1);
+  // Lane `part` of the kLanesPerRow lanes of row r takes the columns part + kLanesPerRow c, visited from c = r
+  // on (rotated) so the lanes of one step hit different banks. m is in log2 units.
+  const int r = lane / kLanesPerRow, part = lane % kLanesPerRow, last_key = min(row0 + r, s.T - 1);
+  const int warp_last_key = min(row0 + kRows - 1, s.T - 1);
+  const int key_tiles = (min((q_tile + 1) * kBlockRows, s.T) - 1) / kKeyTile + 1;  // through the block's last row
   const float scale_log2 = s.scale * kLog2e;
   float m = -INFINITY, l = 0.f;
-  for (int kt = 0; kt <= q_tile; ++kt) {
+  for (int kt = 0; kt < key_tiles; ++kt) {
     const int key0 = kt * kKeyTile;
-    // Key slices of 16 past the warp's last row are fully masked on the diagonal tile.
-    const int slices = kt == q_tile ? warp + 1 : kKeyFrags;
     __syncthreads();  // every warp is done with the previous K and V tiles
-    load_rows<HD>(k_tile, k + s.kv_row(b, key0, g), int64_t(s.NKV) * HD, kKeyTile, s.T - key0,
-                  threadIdx.x, blockDim.x);
-    load_rows<HD>(v_tile, v + s.kv_row(b, key0, g), int64_t(s.NKV) * HD, kKeyTile, s.T - key0, threadIdx.x,
-                  blockDim.x);
+    load_rows<HD>(k_tile, k + s.kv_row(b, key0, g), kv_stride, kKeyTile, s.T - key0, threadIdx.x, blockDim.x);
+    load_rows<HD>(v_tile, v + s.kv_row(b, key0, g), kv_stride, kKeyTile, s.T - key0, threadIdx.x, blockDim.x);
     __syncthreads();
+    // Key slices of 16 past the warp's last query are fully masked: skipped (all of them near the diagonal).
+    const int slices = warp_last_key < key0 ? 0 : min(kKeyFrags, (warp_last_key - key0) / 16 + 1);
+    if (slices == 0) continue;  // (warp-uniform)
 
-    for (int n = 0; n < slices; ++n) {  // S = Q K^T, 16 keys at a time
-      FragAcc s_frag;
-      wmma::fill_fragment(s_frag, 0.f);
+    // (Loops run to constants with warp-uniform tests, so fragment arrays stay in registers.)
+    for (int n = 0; n < kKeyFrags; ++n) {  // S = Q K^T, 16 keys at a time
+      if (n >= slices) break;
+      FragAcc s_frags[R];
+      for (int f = 0; f < R; ++f) wmma::fill_fragment(s_frags[f], 0.f);
       for (int i = 0; i < kFrags; ++i) {
         FragBT k_frag;  // K^T: the K tile read column-major
         wmma::load_matrix_sync(k_frag, k_tile + n * 16 * kLd + i * 16, kLd);
-        wmma::mma_sync(s_frag, q_frags[i], k_frag, s_frag);
+        for (int f = 0; f < R; ++f) wmma::mma_sync(s_frags[f], q_frags[f][i], k_frag, s_frags[f]);
       }
-      wmma::store_matrix_sync(scores + n * 16, s_frag, kScoreLd, wmma::mem_row_major);
+      for (int f = 0; f < R; ++f)
+        wmma::store_matrix_sync(scores + 16 * f * kScoreLd + n * 16, s_frags[f], kScoreLd, wmma::mem_row_major);
     }
     __syncwarp();
 
+    // Online softmax of row r over this tile's columns [0, valid) (the rest of [0, 16 slices) is masked).
     const float* row = scores + r * kScoreLd;
-    const int valid = min(last_key - key0 + 1, slices * 16);  // columns [0, valid) are unmasked
+    const int valid = min(last_key - key0 + 1, slices * 16);
     float tile_max = -INFINITY;
-    for (int j = half; j < valid; j += 2) tile_max = fmaxf(tile_max, row[j]);
-    const float m_new = fmaxf(m, fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1)) * scale_log2);
-    float row_sum = 0.f;
-    for (int j = half; j < slices * 16; j += 2) {
+    for (int c = 0; c < kColsPerLane; ++c) {
+      const int j = part + kLanesPerRow * ((c + r) % kColsPerLane);
+      if (j < valid) tile_max = fmaxf(tile_max, row[j]);
+    }
+    const float m_new = fmaxf(m, row_max<kLanesPerRow>(tile_max) * scale_log2);
+    float sum = 0.f;
+    for (int c = 0; c < kColsPerLane; ++c) {
+      const int j = part + kLanesPerRow * ((c + r) % kColsPerLane);
+      if (j >= slices * 16) continue;
       const float p = j < valid ? exp2f(row[j] * scale_log2 - m_new) : 0.f;
-      row_sum += p;
+      sum += p;
       probs[r * kProbLd + j] = __float2bfloat16(p);
     }
     const float correction = exp2f(m - m_new);  // 0 on the first tile, where O and l are still zero
-    l = l * correction + row_sum + __shfl_xor_sync(0xffffffffu, row_sum, 1);
+    l = l * correction + row_sum<kLanesPerRow>(sum);
     const bool grew = m > -INFINITY && m_new > m;
     m = m_new;
     if (__any_sync(0xffffffffu, grew)) {  // O *= correction per row, through the (now free) score scratch
+      constexpr int kCols = 16 / kLanesPerRow;
       __syncwarp();
       for (int i = 0; i < kFrags; ++i) {
-        wmma::store_matrix_sync(scores, o_frags[i], kScoreLd, wmma::mem_row_major);
+        for (int f = 0; f < R; ++f)
+          wmma::store_matrix_sync(scores + 16 * f * kScoreLd, o_frags[f][i], kScoreLd, wmma::mem_row_major);
         __syncwarp();
-        for (int c = half * 8; c < half * 8 + 8; ++c) scores[r * kScoreLd + c] *= correction;
+        for (int c = part * kCols; c < part * kCols + kCols; ++c) scores[r * kScoreLd + c] *= correction;
         __syncwarp();
-        wmma::load_matrix_sync(o_frags[i], scores, kScoreLd, wmma::mem_row_major);
+        for (int f = 0; f < R; ++f)
+          wmma::load_matrix_sync(o_frags[f][i], scores + 16 * f * kScoreLd, kScoreLd, wmma::mem_row_major);
         __syncwarp();
       }
     }
     __syncwarp();  // P complete
 
-    // (Loops run to the constant kKeyFrags with a warp-uniform test, so fragment arrays stay in registers.)
-    FragA p_frags[kKeyFrags];
+    FragA p_frags[R][kKeyFrags];
     for (int n = 0; n < kKeyFrags; ++n)
-      if (n < slices) wmma::load_matrix_sync(p_frags[n], probs + n * 16, kProbLd);
+      for (int f = 0; f < R; ++f)
+        if (n < slices) wmma::load_matrix_sync(p_frags[f][n], probs + 16 * f * kProbLd + n * 16, kProbLd);
     for (int i = 0; i < kFrags; ++i)
       for (int n = 0; n < kKeyFrags; ++n) {  // O += P V
-        if (n >= slices) continue;
+        if (n >= slices) break;
         FragB v_frag;
         wmma::load_matrix_sync(v_frag, v_tile + n * 16 * kLd + i * 16, kLd);
-        wmma::mma_sync(o_frags[i], p_frags[n], v_frag, o_frags[i]);
+        for (int f = 0; f < R; ++f) wmma::mma_sync(o_frags[f][i], p_frags[f][n], v_frag, o_frags[f][i]);
       }
   }
 
-  // out = O / l, through the scratch one fragment at a time; lse = (m + log2 l) ln 2.
+  // out = O / l, through the scratch one column block at a time; lse = (m + log2 l) ln 2.
+  constexpr int kCols = 16 / kLanesPerRow;
   __syncwarp();
   const float inv_l = 1.f / l;
   const bool in_range = row0 + r < s.T;
   bf16* out_row = out + s.q_row(b, min(row0 + r, s.T - 1), h);
   for (int i = 0; i < kFrags; ++i) {
-    wmma::store_matrix_sync(scores, o_frags[i], kScoreLd, wmma::mem_row_major);
+    for (int f = 0; f < R; ++f)
+      wmma::store_matrix_sync(scores + 16 * f * kScoreLd, o_frags[f][i], kScoreLd, wmma::mem_row_major);
     __syncwarp();
     if (in_range)
-      for (int c = half * 8; c < half * 8 + 8; ++c) out_row[i * 16 + c] = __float2bfloat16(scores[r * kScoreLd + c] * inv_l);
+      for (int c = part * kCols; c < part * kCols + kCols; ++c)
+        out_row[i * 16 + c] = __float2bfloat16(scores[r * kScoreLd + c] * inv_l);
     __syncwarp();
   }
-  if (in_range && half == 0) lse[s.row_index(b, h, row0 + r)] = (m + log2f(l)) * kLn2;
+  if (in_range && part == 0) lse[s.row_index(b, h, row0 + r)] = (m + log2f(l)) * kLn2;
 }
 
 // ---- backward ---------------------------------------------------------------------------------------------
@@ -258,7 +303,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   bf16* dscores = reinterpret_cast<bf16*>(reinterpret_cast<float*>(v_tile + kKeyTile * kLd) +
                                           kWarps * 2 * kWarpRows * kScoreLd) + warp * kWarpRows * kProbLd;
 
-  const int q_tile = s.num_tiles() - 1 - int(blockIdx.x);
+  const int q_tile = s.num_tiles(kTileRows) - 1 - int(blockIdx.x);
   const int h = blockIdx.y % s.NH, b = blockIdx.y / s.NH, g = h / (s.NH / s.NKV);
   const int row0 = q_tile * kTileRows + warp * kWarpRows, first = min(row0, s.T - 1);
   FragA q_frags[kFrags], do_frags[kFrags];
@@ -357,7 +402,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   const int r = lane / 2, half = lane % 2, key = warp_key0 + r;  // lanes 2r, 2r+1: key row r
   const float scale_log2 = s.scale * kLog2e;
   for (int h = g * group; h < (g + 1) * group; ++h)
-    for (int qt = key_tile; qt < s.num_tiles(); ++qt) {
+    for (int qt = key_tile; qt < s.num_tiles(kTileRows); ++qt) {
       const int q0 = qt * kKeyTile;
       // Query slices of 16 before the warp's first key are fully masked on the diagonal tile.
       const int first_slice = qt == key_tile ? warp : 0;
@@ -453,7 +498,7 @@ template <int HD>
 void launch_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, const Shape& s) {
   const size_t smem = forward_smem_bytes<HD>();
   allow_shared_bytes(attention_forward_kernel<HD>, smem);
-  const dim3 grid(s.num_tiles(), unsigned(s.B) * s.NH);
+  const dim3 grid(s.num_tiles(kWarps * 16 * kRowFrags<HD>), unsigned(s.B) * s.NH);
   MM_LAUNCH(attention_forward_kernel<HD>, grid, 32 * kWarps, smem, 0)(out, lse, q, k, v, s);
 }
 
@@ -463,9 +508,9 @@ void launch_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const float
   const size_t dkv_smem = backward_dkv_smem_bytes<HD>(), dq_smem = backward_dq_smem_bytes<HD>();
   allow_shared_bytes(attention_backward_dkv_kernel<HD>, dkv_smem);
   allow_shared_bytes(attention_backward_dq_kernel<HD>, dq_smem);
-  MM_LAUNCH(attention_backward_dkv_kernel<HD>, dim3(s.num_tiles(), unsigned(s.B) * s.NKV), 32 * kWarps, dkv_smem,
+  MM_LAUNCH(attention_backward_dkv_kernel<HD>, dim3(s.num_tiles(kTileRows), unsigned(s.B) * s.NKV), 32 * kWarps, dkv_smem,
             0)(dk, dv, dout, lse, d_rows, q, k, v, s);
-  MM_LAUNCH(attention_backward_dq_kernel<HD>, dim3(s.num_tiles(), unsigned(s.B) * s.NH), 32 * kWarps, dq_smem, 0)(
+  MM_LAUNCH(attention_backward_dq_kernel<HD>, dim3(s.num_tiles(kTileRows), unsigned(s.B) * s.NH), 32 * kWarps, dq_smem, 0)(
       dq, dout, lse, d_rows, q, k, v, s);
 }
 
