@@ -37,8 +37,8 @@
 // mma.sync); the 50%-of-peak target is most reachable at HD >= 64. Shared rows are padded by 16 bytes (bf16
 // tiles: HD + 8; fp32 scratch: 64 + 4 floats) so the rows a fragment load touches fall in different banks, and
 // softmax lanes visit their columns rotated by row for the same reason. Forward shared memory is
-// 2 * 64 * (HD + 8) * 2 + rows_per_block * (72 * 2 + 68 * 4) bytes: 60 KiB at HD = 128 (3 blocks per SM), 70 KiB
-// at HD = 64 (3 blocks). The K/V tiles are re-read by the NH / NKV query heads of a group, which are adjacent in
+// 2 * 64 * (HD + 8) * 2 + rows_per_block * (72 * 2 + 68 * 4) bytes: 60 KiB at HD = 128 (room for 3 blocks per SM), 70 KiB
+// at HD = 64 (room for 3). The K/V tiles are re-read by the NH / NKV query heads of a group, which are adjacent in
 // blockIdx.y and so share them through L2. Registers (ptxas, sm_90, no spills): forward 153..200 (200 at HD = 64:
 // 2 blocks per SM; __launch_bounds__(128, 3) gives 3 with a 52-byte spill, to try on a GPU), backward 80..254.
 // Not done (ideas for later): cp.async double buffering of K/V, Hopper wgmma/TMA, 32-row warps in the backward.
@@ -72,7 +72,7 @@ struct Shape {
   __host__ __device__ int num_tiles(int rows) const { return (T + rows - 1) / rows; }
 };
 
-// Bytes of a bf16 tile of `rows` rows of HD (+ 8 padding) values.
+// The row stride of bf16 tiles (16 bytes of padding against bank conflicts), and the bytes of `rows` such rows.
 template <int HD> constexpr int kTileLd = HD + 8;
 template <int HD> constexpr size_t tile_bytes(int rows) { return size_t(rows) * kTileLd<HD> * sizeof(bf16); }
 constexpr size_t kScoreBytes = size_t(kWarpRows) * kScoreLd * sizeof(float);  // one warp's fp32 scratch
