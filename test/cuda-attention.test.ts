@@ -96,7 +96,7 @@ const CASES: Case[] = [
   { B: 1, T: 64, NH: 2, NKV: 2, HD: 96 },
   { B: 1, T: 17, NH: 4, NKV: 2, HD: 128 },
   { B: 1, T: 130, NH: 2, NKV: 1, HD: 32, keyGrowth: 0.01 },
-  { B: 1, T: 70, NH: 1, NKV: 1, HD: 48, keyGrowth: 0.02 },
+  { B: 2, T: 70, NH: 2, NKV: 1, HD: 48, keyGrowth: 0.02 },
   { B: 1, T: 100, NH: 2, NKV: 1, HD: 128, keyGrowth: 0.01 },
 ];
 
