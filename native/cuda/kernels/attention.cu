@@ -337,7 +337,9 @@ __global__ void __launch_bounds__(32 * kWarps)
     }
     __syncwarp();
     const int valid = min(last_key - key0 + 1, slices * 16);
-    for (int j = half; j < slices * 16; j += 2) {  // dS = P (dP - D), P recomputed from lse
+    for (int c = 0; c < kKeyTile / 2; ++c) {  // dS = P (dP - D), P recomputed from lse; columns rotated by row
+      const int j = half + 2 * ((c + r) % (kKeyTile / 2));
+      if (j >= slices * 16) continue;
       float ds = 0.f;
       if (j < valid) {
         const float p = exp2f(scores[r * kScoreLd + j] * scale_log2 - row_lse);
@@ -435,8 +437,9 @@ __global__ void __launch_bounds__(32 * kWarps)
         wmma::store_matrix_sync(dprobs + n * 16, dp_frag, kScoreLd, wmma::mem_row_major);
       }
       __syncwarp();
-      for (int j = first_slice * 16 + half; j < kKeyTile; j += 2) {
-        const int query = q0 + j;
+      for (int c = 0; c < kKeyTile / 2; ++c) {  // columns rotated by row (banks)
+        const int j = half + 2 * ((c + r) % (kKeyTile / 2)), query = q0 + j;
+        if (j < first_slice * 16) continue;
         float p = 0.f, ds = 0.f;
         if (query >= key && query < s.T) {  // (key < T follows)
           p = exp2f(scores[r * kScoreLd + j] * scale_log2 - lse_tile[j]);
