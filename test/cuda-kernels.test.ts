@@ -478,7 +478,9 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const [pq, pk, pv] = [buf.bf16(q), buf.bf16(k), buf.bf16(v)];
     const [out, lse] = [buf.alloc(2 * q.length), buf.alloc(4 * B * NH * T)];
     backend.k.attentionForward(out, lse, pq, pk, pv, B, T, NH, NKV, HD, s.scale);
-    expectClose(buf.readBf16(out, q.length), ref.out, 1e-3, BF16_RTOL, 'out');
+    // atol: the kernel rounds P to bf16 for P V on tensor cores (2^-9 per weight, up to ~2e-3 max|v| with few
+    // keys); test/cuda-attention.test.ts checks that bound element by element.
+    expectClose(buf.readBf16(out, q.length), ref.out, 1e-2, BF16_RTOL, 'out');
     expectClose(buf.readF32(lse, B * NH * T), ref.lse, 1e-5, 1e-5, 'lse');
     // The backward reads the kernel's own (bf16) output, like training does; the reference uses its own.
     const g = refAttentionBackward(s, q, k, v, dout);
