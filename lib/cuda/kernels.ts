@@ -45,7 +45,7 @@ export interface CudaKernels extends MemoryKernels {
   gemmTiled(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number, beta: number, C: number, cBf16: boolean, ldc: number, strideC: number, batch: number): void;
   /**
    * Causal attention, flash-style: q/out [B, T, NH, HD], k/v [B, T, NKV, HD] bf16 (head h uses KV head
-   * h / (NH / NKV)); lse [B, NH, T] f32 saved for the backward. HD a multiple of 32, at most 256.
+   * h / (NH / NKV)); lse [B, NH, T] f32 saved for the backward. HD 32, 48, 64, 96 or 128.
    */
   attentionForward(out: number, lse: number, q: number, k: number, v: number, B: number, T: number, NH: number, NKV: number, HD: number, scale: number): void;
   /** dq, dk, dv += gradients (bf16), recomputed from the forward's out and lse. Deterministic. */

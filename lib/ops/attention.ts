@@ -5,7 +5,7 @@
 // Tk - T keys) and attends keys 0 .. Tk - T + i. The forward keeps the fp32 logsumexp [B, NH, T] for the
 // backward, which recomputes the probabilities tile by tile (native/cpu/attention.cc).
 // On cuda (native/cuda/kernels/attention.cu): bf16 q, k, v and out, causal self-attention only (Tk = T, no KV
-// cache), HD a multiple of 32 up to 256; the backward accumulates bf16 dq, dk, dv.
+// cache), HD 32, 48, 64, 96 or 128 (tensor-core tiles); the backward accumulates bf16 dq, dk, dv.
 import { gradOf, needsGrad, record } from '../autograd/tape';
 import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
@@ -98,7 +98,7 @@ function attentionCuda(q: Tensor, k: Tensor, v: Tensor, dims: Dims, causal: bool
   const { B, T, Tk, NH, NKV, HD } = dims;
   const where = 'attention (lib/ops/attention.ts) on cuda';
   if (!causal || Tk !== T) throw new Error(`${where}: only causal self-attention (Tk = T) is supported, got T=${T}, Tk=${Tk}`);
-  if (HD % 32 !== 0 || HD > 256) throw new Error(`${where}: head dim ${HD} must be a multiple of 32, at most 256`);
+  if (![32, 48, 64, 96, 128].includes(HD)) throw new Error(`${where}: head dim ${HD} must be 32, 48, 64, 96 or 128 on cuda`);
   const scale = 1 / Math.sqrt(HD);
   const [qb, kb, vb] = [asBf16(q), asBf16(k), asBf16(v)];
   const out = Tensor.empty([B, T, NH, HD], 'bf16', 'cuda', false);

@@ -75,7 +75,7 @@ struct MM_CUDA_BACKEND {
 
   // ---- causal attention with grouped KV heads (attention.cu), flash-style (no T x T matrix):
   // q, out [B, T, NH, HD]; k, v [B, T, NKV, HD]; lse [B, NH, T] fp32 saved for the backward, which accumulates
-  // into dq, dk, dv. HD a multiple of 32 (<= 256), NH a multiple of NKV. ----
+  // into dq, dk, dv. HD 32, 48, 64, 96 or 128, NH a multiple of NKV. ----
   static int attention_forward(uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                int B, int T, int NH, int NKV, int HD, float scale);
   static int attention_backward(uint16_t* dq, uint16_t* dk, uint16_t* dv, const uint16_t* dout, const uint16_t* out,
