@@ -1,10 +1,14 @@
 // Model folders: config.json (LMConfig field names) + model.safetensors (MiniMind v1 tensor names; the tied
 // output.weight is written too, and either key is accepted on load) + the tokenizer files.
 // The file layout itself lives in state-dict.ts; this file moves weights between those files and a MiniMind.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { refreshWorkingCopies } from '../cuda/mixed';
+import { checkWeightDtype, WeightDtype, WeightWriter } from '../infer/weights';
 import { MiniMind } from '../nn/model';
 import { Device } from '../tensor/dtype';
-import { readModelFolderStateDict, saveStateDictFolder, StateDict } from './state-dict';
+import { bytesToF32, SafetensorsFile } from './safetensors';
+import { readModelConfig, saveStateDictFolder, StateDict } from './state-dict';
 
 export { copyTokenizer, readModelConfig, TOKENIZER_FILES } from './state-dict';
 
@@ -32,15 +36,36 @@ export function saveModelFolder(model: MiniMind, dir: string, tokenizerDir?: str
   saveStateDictFolder(model.cfg, stateDict(model), dir, tokenizerDir);
 }
 
-/** Loads a model folder (config.json + model.safetensors). */
-export function loadModelFolder(dir: string, device: Device = 'cpu'): MiniMind {
-  const { cfg, stateDict: sd } = readModelFolderStateDict(dir);
-  const model = new MiniMind(cfg, device);
+/**
+ * Loads a model folder (config.json + model.safetensors), with the weight matrices in `dtype` (bf16/f16:
+ * inference only, see lib/infer/weights.ts). Tensors are read one at a time into a reused buffer, so the
+ * process holds the weights once (plus the largest tensor), never the whole file or a second copy of it.
+ */
+export function loadModelFolder(dir: string, device: Device = 'cpu', dtype: WeightDtype = 'f32'): MiniMind {
+  const cfg = readModelConfig(dir);
+  const file = path.join(dir, 'model.safetensors');
+  if (!fs.existsSync(file)) throw new Error(`${dir}: no model.safetensors`);
+  const source = new SafetensorsFile(file);
+  const model = new MiniMind(cfg, device, checkWeightDtype(dtype, device));
+  const writer = new WeightWriter();
   try {
-    loadStateDict(model, sd, dir);
+    const scratch = new Uint8Array(Math.max(...[...source.entries.values()].map((e) => e.end - e.start)));
+    for (const [name, t] of model.params.tensors) {
+      const stored = source.entries.has(name) ? name : name === 'tok_embeddings.weight' ? 'output.weight' : null;
+      if (!stored || !source.entries.has(stored)) throw new Error(`${file}: missing tensor ${name} (expected shape [${t.shape}])`);
+      const shape = source.entries.get(stored)!.shape;
+      if (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i])) {
+        throw new Error(`${file}: tensor ${stored} has shape [${shape}], the config expects [${t.shape}]`);
+      }
+      writer.write(t, bytesToF32(source.read(stored, scratch), stored, file));
+    }
+    refreshWorkingCopies(model.params.tensors.values()); // cuda: bf16 copies made before this load
   } catch (e) {
     model.dispose();
     throw e;
+  } finally {
+    writer.dispose();
+    source.close();
   }
   return model;
 }

@@ -1,0 +1,55 @@
+// Model weights at inference precision (`--dtype f32|bf16|f16` on generate, chat, serve and bench generate).
+// With bf16 or f16, every weight matrix (the linear layers and the tied embedding/output) is stored in 16 bits:
+// half the bytes to read per decoded token, and decoding is memory-bound. Norm weights stay f32, and so do
+// activations, the KV cache and every sum (lib/ops/gemm.ts linear, native/cpu/gemv.cc).
+// Weights arrive as f32 host values (from a file) and are placed one tensor at a time: a half tensor is
+// rounded from a single f32 staging buffer, so the f32 weights never all exist at once.
+import { HALF_WEIGHT_TYPE } from '../ops/gemm';
+import { kernels } from '../ops/kernels';
+import { Device } from '../tensor/dtype';
+import { Tensor } from '../tensor/tensor';
+
+export type WeightDtype = 'f32' | 'bf16' | 'f16';
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ['f32', 'bf16', 'f16'];
+
+interface NarrowKernels {
+  /** dst (bf16 or f16 bits) = src (f32) rounded to nearest even; type 1 bf16, 2 f16. */
+  narrowWeights(type: number, dst: number, src: number, n: number): void;
+}
+
+/** Throws unless `dtype` is a weight dtype the device can run inference with. */
+export function checkWeightDtype(dtype: string, device: Device, where = '--dtype'): WeightDtype {
+  if (!(WEIGHT_DTYPES as readonly string[]).includes(dtype)) {
+    throw new Error(`${where}: expected one of ${WEIGHT_DTYPES.join(', ')}, got '${dtype}'`);
+  }
+  if (dtype !== 'f32' && device !== 'cpu') throw new Error(`${where} ${dtype}: half-precision weights are CPU-only`);
+  return dtype as WeightDtype;
+}
+
+/** Writes f32 host values into parameters of any weight dtype, through one reused f32 staging buffer. */
+export class WeightWriter {
+  private staging: Tensor | null = null;
+
+  /** param.data = values (rounded to the parameter's dtype). */
+  write(param: Tensor, values: Float32Array): void {
+    const type = HALF_WEIGHT_TYPE[param.dtype];
+    if (type === undefined) {
+      param.upload(values);
+      return;
+    }
+    if (param.device !== 'cpu') throw new Error(`${param.describe()}: half-precision weights are CPU-only`);
+    if (values.length !== param.size) throw new Error(`${param.describe()}: got ${values.length} values, expected ${param.size}`);
+    if (!this.staging || this.staging.size < param.size) {
+      this.staging?.dispose();
+      this.staging = Tensor.persistent([param.size], 'f32', 'cpu');
+    }
+    const staged = this.staging.narrowView(0, param.size).upload(values);
+    kernels<NarrowKernels>('cpu').narrowWeights(type, param.ptr, staged.ptr, param.size);
+  }
+
+  /** Frees the staging buffer. */
+  dispose(): void {
+    this.staging?.dispose();
+    this.staging = null;
+  }
+}
