@@ -37,7 +37,7 @@ export interface GenerateBenchResult {
  * Writes config.json and model.safetensors (f32; the tied output.weight is left out, loaders fall back to
  * tok_embeddings) with random weights: norms 1, every matrix N(0, 0.02) (speed does not depend on the values).
  */
-function writeRandomModelFolder(cfg: LMConfig, dir: string, seed: number): void {
+export function writeRandomModelFolder(cfg: LMConfig, dir: string, seed: number): void {
   const shapes = v1TensorShapes(cfg).filter(([name]) => name !== 'output.weight');
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', source: 'minimind-native bench' } };
   let offset = 0;
@@ -56,12 +56,14 @@ function writeRandomModelFolder(cfg: LMConfig, dir: string, seed: number): void 
   try {
     fs.writeSync(fd, prefix);
     const rng = new Rng(seed);
-    const scratch = new Float32Array(Math.max(...shapes.map(([, s]) => s.reduce((a, b) => a * b, 1))));
-    for (const [name, shape] of shapes) {
-      const data = scratch.subarray(0, shape.reduce((a, b) => a * b, 1));
-      if (shape.length === 1) data.fill(1);
-      else for (let i = 0; i < data.length; i++) data[i] = 0.02 * rng.normal();
-      fs.writeSync(fd, new Uint8Array(data.buffer, 0, data.byteLength));
+    const piece = new Float32Array(1 << 18); // written a piece at a time: the bench's own memory stays small
+    for (const [, shape] of shapes) {
+      for (let left = shape.reduce((a, b) => a * b, 1); left > 0; left -= piece.length) {
+        const data = piece.subarray(0, Math.min(left, piece.length));
+        if (shape.length === 1) data.fill(1);
+        else for (let i = 0; i < data.length; i++) data[i] = 0.02 * rng.normal();
+        fs.writeSync(fd, new Uint8Array(data.buffer, 0, data.byteLength));
+      }
     }
   } finally {
     fs.closeSync(fd);

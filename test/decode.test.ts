@@ -124,7 +124,7 @@ function narrowNative(x: Float32Array, dtype: 'bf16' | 'f16'): Uint16Array {
   const t = Tensor.persistent([x.length], dtype);
   const writer = new WeightWriter();
   try {
-    writer.write(t, x);
+    writer.write(t, 0, x);
     return t.toArray() as Uint16Array;
   } finally {
     writer.dispose();

@@ -2,11 +2,12 @@
 // With bf16 or f16, every weight matrix (the linear layers and the tied embedding/output) is stored in 16 bits:
 // half the bytes to read per decoded token, and decoding is memory-bound. Norm weights stay f32, and so do
 // activations, the KV cache and every sum (lib/ops/gemm.ts linear, native/cpu/gemv.cc).
-// Weights arrive as f32 host values (from a file) and are placed one tensor at a time: a half tensor is
-// rounded from a single f32 staging buffer, so the f32 weights never all exist at once.
+// Weights arrive as f32 host values (from a file) and are placed a piece at a time: a half tensor is rounded
+// from a small f32 staging buffer, so the f32 weights never exist, not even one whole tensor.
 import { HALF_WEIGHT_TYPE } from '../ops/gemm';
 import { kernels } from '../ops/kernels';
-import { Device } from '../tensor/dtype';
+import { Device, DTYPE_BYTES } from '../tensor/dtype';
+import { backend } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
 
 export type WeightDtype = 'f32' | 'bf16' | 'f16';
@@ -26,25 +27,32 @@ export function checkWeightDtype(dtype: string, device: Device, where = '--dtype
   return dtype as WeightDtype;
 }
 
-/** Writes f32 host values into parameters of any weight dtype, through one reused f32 staging buffer. */
+/**
+ * Writes f32 host values into parameters of any weight dtype, piece by piece (a loader streams a file through
+ * a small buffer), through one reused f32 staging buffer for the half types.
+ */
 export class WeightWriter {
   private staging: Tensor | null = null;
 
-  /** param.data = values (rounded to the parameter's dtype). */
-  write(param: Tensor, values: Float32Array): void {
+  /** param[at .. at + values.length) = values, rounded to the parameter's dtype. */
+  write(param: Tensor, at: number, values: Float32Array): void {
+    if (at < 0 || at + values.length > param.size) {
+      throw new Error(`${param.describe()}: cannot write ${values.length} values at element ${at}`);
+    }
     const type = HALF_WEIGHT_TYPE[param.dtype];
+    const address = param.ptr + at * DTYPE_BYTES[param.dtype];
+    // backend().upload copies straight from `values` (Tensor.upload would first make a host array of its own).
     if (type === undefined) {
-      param.upload(values);
+      backend(param.device).upload(address, values);
       return;
     }
     if (param.device !== 'cpu') throw new Error(`${param.describe()}: half-precision weights are CPU-only`);
-    if (values.length !== param.size) throw new Error(`${param.describe()}: got ${values.length} values, expected ${param.size}`);
-    if (!this.staging || this.staging.size < param.size) {
+    if (!this.staging || this.staging.size < values.length) {
       this.staging?.dispose();
-      this.staging = Tensor.persistent([param.size], 'f32', 'cpu');
+      this.staging = Tensor.persistent([values.length], 'f32', 'cpu');
     }
-    const staged = this.staging.narrowView(0, param.size).upload(values);
-    kernels<NarrowKernels>('cpu').narrowWeights(type, param.ptr, staged.ptr, param.size);
+    backend('cpu').upload(this.staging.ptr, values);
+    kernels<NarrowKernels>('cpu').narrowWeights(type, address, this.staging.ptr, values.length);
   }
 
   /** Frees the staging buffer. */

@@ -36,10 +36,13 @@ export function saveModelFolder(model: MiniMind, dir: string, tokenizerDir?: str
   saveStateDictFolder(model.cfg, stateDict(model), dir, tokenizerDir);
 }
 
+/** Bytes read at a time while loading (a multiple of 8, so f32 views of the buffer are aligned). */
+const LOAD_PIECE_BYTES = 1 << 20;
+
 /**
  * Loads a model folder (config.json + model.safetensors), with the weight matrices in `dtype` (bf16/f16:
- * inference only, see lib/infer/weights.ts). Tensors are read one at a time into a reused buffer, so the
- * process holds the weights once (plus the largest tensor), never the whole file or a second copy of it.
+ * inference only, see lib/infer/weights.ts). Tensors are read a piece at a time into a small reused buffer, so
+ * the process holds the weights once, never the whole file, a second copy of it, or f32 copies of half weights.
  */
 export function loadModelFolder(dir: string, device: Device = 'cpu', dtype: WeightDtype = 'f32'): MiniMind {
   const cfg = readModelConfig(dir);
@@ -49,7 +52,7 @@ export function loadModelFolder(dir: string, device: Device = 'cpu', dtype: Weig
   const model = new MiniMind(cfg, device, checkWeightDtype(dtype, device));
   const writer = new WeightWriter();
   try {
-    const scratch = new Uint8Array(Math.max(...[...source.entries.values()].map((e) => e.end - e.start)));
+    const piece = new Uint8Array(LOAD_PIECE_BYTES);
     for (const [name, t] of model.params.tensors) {
       const stored = source.entries.has(name) ? name : name === 'tok_embeddings.weight' ? 'output.weight' : null;
       if (!stored || !source.entries.has(stored)) throw new Error(`${file}: missing tensor ${name} (expected shape [${t.shape}])`);
@@ -57,7 +60,13 @@ export function loadModelFolder(dir: string, device: Device = 'cpu', dtype: Weig
       if (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i])) {
         throw new Error(`${file}: tensor ${stored} has shape [${shape}], the config expects [${t.shape}]`);
       }
-      writer.write(t, bytesToF32(source.read(stored, scratch), stored, file));
+      const entry = source.entries.get(stored)!;
+      const elementBytes = (entry.end - entry.start) / t.size;
+      for (let at = 0; at < t.size; at += LOAD_PIECE_BYTES / 4) {
+        const count = Math.min(LOAD_PIECE_BYTES / 4, t.size - at);
+        const bytes = source.readBytes(stored, at * elementBytes, piece.subarray(0, count * elementBytes));
+        writer.write(t, at, bytesToF32({ dtype: entry.dtype, shape: [count], data: bytes }, stored, file));
+      }
     }
     refreshWorkingCopies(model.params.tensors.values()); // cuda: bf16 copies made before this load
   } catch (e) {

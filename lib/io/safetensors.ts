@@ -73,21 +73,28 @@ export class SafetensorsFile {
     }
   }
 
-  /**
-   * One tensor's bytes. With `scratch` (large enough), they are read into its start and the result views it
-   * (valid until the next read into it); otherwise into a new buffer. Either way the data is 8-byte aligned.
-   */
-  read(name: string, scratch?: Uint8Array): SafeTensor {
-    const e = this.entries.get(name);
-    if (!e) throw new Error(`${this.file}: no tensor ${name}`);
-    const bytes = e.end - e.start;
-    const data = scratch && scratch.length >= bytes ? scratch.subarray(0, bytes) : new Uint8Array(bytes);
-    for (let done = 0; done < bytes;) {
-      const n = fs.readSync(this.fd, data, done, bytes - done, e.start + done);
+  /** One tensor, read into a new (aligned) buffer. */
+  read(name: string): SafeTensor {
+    const e = this.entry(name);
+    return { dtype: e.dtype, shape: e.shape, data: this.readBytes(name, 0, new Uint8Array(e.end - e.start)) };
+  }
+
+  /** Bytes [from, from + into.length) of a tensor's data, read into `into` (which is returned). */
+  readBytes(name: string, from: number, into: Uint8Array): Uint8Array {
+    const e = this.entry(name);
+    if (from < 0 || e.start + from + into.length > e.end) throw new Error(`${this.file}: read past the end of tensor ${name}`);
+    for (let done = 0; done < into.length;) {
+      const n = fs.readSync(this.fd, into, done, into.length - done, e.start + from + done);
       if (n <= 0) throw new Error(`${this.file}: unexpected end of file in tensor ${name}`);
       done += n;
     }
-    return { dtype: e.dtype, shape: e.shape, data };
+    return into;
+  }
+
+  private entry(name: string): SafeEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`${this.file}: no tensor ${name}`);
+    return e;
   }
 
   close(): void {
