@@ -2,7 +2,16 @@
 // training (flash) kernel; half-precision weights (bf16, f16) in linear and embedding against a float64
 // reference of the widened weights; greedy decoding of a tiny model with half weights against f32 weights;
 // and the CLI's --dtype flags.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { noGrad } from '../lib/autograd/tape';
+import { generate, PREFILL_CHUNK } from '../lib/infer/generate';
+import { loadModelFolder, saveModelFolder } from '../lib/io/model-folder';
+import { resolveConfig } from '../lib/nn/config';
+import { initWeights } from '../lib/nn/init';
+import { MiniMind } from '../lib/nn/model';
 import { native } from '../lib/native';
 import { attention, VectorIsa } from '../lib/ops/attention';
 import { embedding } from '../lib/ops/embedding';
@@ -197,5 +206,96 @@ describe.each(halfTypes)('$dtype weights', ({ dtype, narrow, widen }) => {
     const want = [3, 0, 9, 3].flatMap((id) => Array.from(wide.subarray(id * 24, id * 24 + 24)));
     expect(Array.from(got.toArray())).toEqual(want);
     expect(() => noGrad(() => embedding(Tensor.from(Int32Array.from([10]), [1], 'i32'), w))).toThrow(/outside the vocabulary/);
+  });
+});
+
+// ---- a model with half weights ----------------------------------------------------------------------------
+
+describe('a tiny model loaded with bf16 / f16 weights', () => {
+  let dir: string;
+  let reference: MiniMind;
+  const cfg = resolveConfig({ dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, vocab_size: 300, max_seq_len: 160, hidden_dim: 128 });
+  // Longer than one prefill chunk, so the prompt runs in two.
+  const prompt = Array.from({ length: PREFILL_CHUNK + 9 }, (_, i) => 3 + ((i * 37) % 290));
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-decode-'));
+    reference = new MiniMind(cfg);
+    initWeights(reference, 11);
+    // Larger weights than the init's: sharper logits, so greedy choices have clear margins.
+    for (const t of reference.parameters()) if (t.ndim === 2) t.upload((t.toArray() as Float32Array).map((v) => v * 8));
+    saveModelFolder(reference, dir);
+  });
+  afterAll(() => {
+    reference.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const lastLogits = (m: MiniMind, ids: number[]) => noGrad(() => {
+    const out = m.forward(Tensor.from(Int32Array.from(ids), [1, ids.length], 'i32'), { lastOnly: true }).toArray();
+    resetStepArenas();
+    return out as Float32Array;
+  });
+  const greedy = (m: MiniMind) => generate(m, prompt, { maxNewTokens: 12, temperature: 0 }).ids;
+
+  test('f32 loading is exact; the cached, chunked decoder matches full recomputation', () => {
+    const m = loadModelFolder(dir);
+    try {
+      expect(m.params.tensors.get('layers.1.feed_forward.w2.weight')!.toArray())
+        .toEqual(reference.params.tensors.get('layers.1.feed_forward.w2.weight')!.toArray());
+      expect(lastLogits(m, prompt)).toEqual(lastLogits(reference, prompt));
+      const cached = greedy(m);
+      expect(generate(m, prompt, { maxNewTokens: 12, temperature: 0, kvCache: false }).ids).toEqual(cached);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test.each([['bf16', 3e-2], ['f16', 4e-3]] as const)('%s: weights stored at that precision, logits close to f32, same greedy tokens', (dtype, tol) => {
+    const m = loadModelFolder(dir, 'cpu', dtype);
+    try {
+      expect(m.params.tensors.get('tok_embeddings.weight')!.dtype).toBe(dtype);
+      expect(m.params.tensors.get('layers.0.attention.wq.weight')!.dtype).toBe(dtype);
+      expect(m.params.tensors.get('norm.weight')!.dtype).toBe('f32');
+      const want = lastLogits(reference, prompt);
+      const spread = Math.max(...want) - Math.min(...want);
+      expectClose(lastLogits(m, prompt), want, tol * spread, 0, `${dtype} logits`);
+      expect(greedy(m)).toEqual(greedy(reference));
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('half weights refuse a gradient and a non-cpu device', () => {
+    const m = loadModelFolder(dir, 'cpu', 'bf16');
+    try {
+      const x = Tensor.from(randn(64, 1), [1, 64]);
+      x.requiresGrad = true;
+      expect(() => linear(x, m.output)).toThrow(/no gradient/);
+    } finally {
+      m.dispose();
+    }
+    expect(() => loadModelFolder(dir, 'cuda', 'f16')).toThrow(/CPU-only/);
+    expect(() => loadModelFolder(dir, 'cpu', 'f8' as never)).toThrow(/expected one of f32, bf16, f16/);
+  });
+
+  test('the CLI: generate --dtype matches the library; a bad --dtype is refused', () => {
+    const root = path.join(__dirname, '..');
+    const cli = (args: string[]) => spawnSync(process.execPath, ['-r', path.join(root, 'scripts/register-ts.js'),
+      path.join(root, 'bin/cli.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    for (const dtype of ['bf16', 'f16'] as const) {
+      const r = cli(['generate', '--model', dir, '--prompt-ids', prompt.slice(0, 5).join(','), '--temperature', '0',
+        '--max-new-tokens', '5', '--json', '--dtype', dtype]);
+      expect(r.status).toBe(0);
+      const m = loadModelFolder(dir, 'cpu', dtype);
+      try {
+        expect(JSON.parse(r.stdout).ids).toEqual(generate(m, prompt.slice(0, 5), { maxNewTokens: 5, temperature: 0 }).ids);
+      } finally {
+        m.dispose();
+      }
+    }
+    const bad = cli(['generate', '--model', dir, '--prompt-ids', '1,2', '--dtype', 'f8']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/dtype/);
   });
 });

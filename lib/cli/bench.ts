@@ -6,7 +6,7 @@ import type { KernelResult } from '../../bench/harness';
 import { benchKernels } from '../../bench/kernels';
 import { benchTokenizer } from '../../bench/tokenizer';
 import { benchTrain } from '../../bench/train';
-import { checkWeightDtype, WEIGHT_DTYPES } from '../infer/weights';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 
 const fmt = (v: number | null, digits = 1) => (v === null ? '-' : v.toFixed(digits));
 
@@ -40,7 +40,7 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option('batch-size', { type: 'number', default: 8, describe: 'train: batch size' })
       .option('seq-len', { type: 'number', default: 512, describe: 'train: sequence length' })
       .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' })
-      .option('dtype', { type: 'string', choices: WEIGHT_DTYPES, default: 'f32', describe: 'generate: precision of the weight matrices' }) as
+      .option('dtype', { ...DTYPE_OPTION, describe: `generate: ${DTYPE_OPTION.describe}` }) as
       Argv<BenchArgs>,
   handler: async (argv) => {
     if (argv.target === 'kernels') {

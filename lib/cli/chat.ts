@@ -4,6 +4,7 @@ import * as readline from 'node:readline';
 import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
 import { loadModelFolder } from '../io/model-folder';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 import { Tokenizer } from '../tokenizer';
 import type { ChatMessage } from '../tokenizer/types';
 import { applyLora } from '../train/lora';
@@ -19,6 +20,7 @@ interface ChatArgs {
   'repetition-penalty': number;
   seed: number;
   lora?: string;
+  dtype: string;
 }
 
 export const chatCommand: CommandModule<object, ChatArgs> = {
@@ -35,9 +37,10 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
       .option('top-p', { type: 'number', default: 1 })
       .option('repetition-penalty', { type: 'number', default: 1 })
       .option('seed', { type: 'number', default: 1337 })
-      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' }) as Argv<ChatArgs>,
+      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .option('dtype', DTYPE_OPTION) as Argv<ChatArgs>,
   handler: async (argv) => {
-    const model = loadModelFolder(argv.model);
+    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
     if (argv.lora) applyLora(model, argv.lora);
     const tokenizer = Tokenizer.load(argv.model);
     const tty = process.stdin.isTTY;

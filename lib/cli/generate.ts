@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
 import { loadModelFolder } from '../io/model-folder';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
 
@@ -19,6 +20,7 @@ interface GenerateArgs {
   'penalty-form': 'signed' | 'divide';
   seed: number;
   lora?: string;
+  dtype: string;
   json: boolean;
 }
 
@@ -46,13 +48,14 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
         describe: 'signed: divide positive logits, multiply negative ones; divide: MiniMind v1' })
       .option('seed', { type: 'number', default: 0 })
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .option('dtype', DTYPE_OPTION)
       .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ...}' })
       .check((a) => {
         if ((a.prompt === undefined) === (a['prompt-ids'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-ids');
         return true;
       }) as Argv<GenerateArgs>,
   handler: (argv) => {
-    const model = loadModelFolder(argv.model);
+    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
     try {
       if (argv.lora) applyLora(model, argv.lora);
       const tokenizer = fs.existsSync(path.join(argv.model, 'tokenizer.json')) ? Tokenizer.load(argv.model) : null;

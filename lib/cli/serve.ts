@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { loadModelFolder } from '../io/model-folder';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 import { createServer } from '../serve/server';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
@@ -15,6 +16,7 @@ interface ServeArgs {
   'max-queue': number;
   'max-body': number;
   lora?: string;
+  dtype: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -29,9 +31,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('name', { type: 'string', describe: 'the model id reported by /v1/models (default: the folder name)' })
       .option('max-queue', { type: 'number', default: 64, describe: 'requests waiting before 429' })
       .option('max-body', { type: 'number', default: 1 << 20, describe: 'request body limit in bytes' })
-      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' }) as Argv<ServeArgs>,
+      .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
+      .option('dtype', DTYPE_OPTION) as Argv<ServeArgs>,
   handler: async (argv) => {
-    const model = loadModelFolder(argv.model);
+    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
     if (argv.lora) applyLora(model, argv.lora);
     const tokenizer = Tokenizer.load(argv.model);
     const name = argv.name ?? path.basename(path.resolve(argv.model));

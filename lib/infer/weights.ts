@@ -61,3 +61,11 @@ export class WeightWriter {
     this.staging = null;
   }
 }
+
+/** The `--dtype` option of generate, chat, serve and bench generate (yargs). */
+export const DTYPE_OPTION = {
+  type: 'string',
+  choices: WEIGHT_DTYPES,
+  default: 'f32',
+  describe: 'precision of the weight matrices for inference (bf16/f16: half the memory, faster decoding)',
+} as const;

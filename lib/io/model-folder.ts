@@ -45,11 +45,12 @@ const LOAD_PIECE_BYTES = 1 << 20;
  * the process holds the weights once, never the whole file, a second copy of it, or f32 copies of half weights.
  */
 export function loadModelFolder(dir: string, device: Device = 'cpu', dtype: WeightDtype = 'f32'): MiniMind {
+  const matrixDtype = checkWeightDtype(dtype, device);
   const cfg = readModelConfig(dir);
   const file = path.join(dir, 'model.safetensors');
   if (!fs.existsSync(file)) throw new Error(`${dir}: no model.safetensors`);
   const source = new SafetensorsFile(file);
-  const model = new MiniMind(cfg, device, checkWeightDtype(dtype, device));
+  const model = new MiniMind(cfg, device, matrixDtype);
   const writer = new WeightWriter();
   try {
     const piece = new Uint8Array(LOAD_PIECE_BYTES);
