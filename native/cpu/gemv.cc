@@ -247,14 +247,44 @@ void run_gemv(WeightType type, const Gemv& g, int64_t N) {
   });
 }
 
+// Widens n half values to f32, vectors at a time where the CPU has them.
+template <WeightType W>
+void widen_portable(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t c = 0; c < n; ++c) dst[c] = load_scalar<W>(src, c);
+}
+
+#if MM_HAVE_X86
+template <WeightType W>
+__attribute__((target("avx512f"))) void widen_avx512(const uint16_t* src, int64_t n, float* dst) {
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) _mm512_storeu_ps(dst + c, load16_avx512<W>(src, c));
+  widen_portable<W>(src + c, n - c, dst + c);
+}
+
+template <WeightType W>
+MM_TARGET_AVX2 __attribute__((target("f16c"))) void widen_avx2(const uint16_t* src, int64_t n, float* dst) {
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) _mm256_storeu_ps(dst + c, load8_avx2<W>(src, c));
+  widen_portable<W>(src + c, n - c, dst + c);
+}
+#endif
+
+using WidenFn = void (*)(const uint16_t*, int64_t, float*);
+
+template <WeightType W>
+WidenFn pick_widen() {
+#if MM_HAVE_X86
+  const std::string_view isa = sgemm_isa();
+  if (isa == "avx512") return widen_avx512<W>;
+  if (isa == "avx2") return widen_avx2<W>;
+#endif
+  return widen_portable<W>;
+}
+
 // Widens rows [0, rows) of a half matrix (row stride ld) into dst [rows, cols].
 void widen_rows(WeightType type, const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, float* dst) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint16_t* s = src + r * ld;
-    float* d = dst + r * cols;
-    if (type == WeightType::kBf16) for (int64_t c = 0; c < cols; ++c) d[c] = bf16_to_f32(s[c]);
-    else for (int64_t c = 0; c < cols; ++c) d[c] = f16_to_f32(s[c]);
-  }
+  const WidenFn widen = type == WeightType::kBf16 ? pick_widen<WeightType::kBf16>() : pick_widen<WeightType::kF16>();
+  for (int64_t r = 0; r < rows; ++r) widen(src + r * ld, cols, dst + r * cols);
 }
 
 }  // namespace
