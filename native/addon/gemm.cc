@@ -59,7 +59,7 @@ Napi::Value EmbeddingHalfWeights(const Napi::CallbackInfo& info) {
                                                 std::to_string(ids[bad]) + " is outside the vocabulary [0, " +
                                                 std::to_string(V) + ")");
   }
-  mm::cpu::embedding_half_weights(half_type(info, 0), mm::ptr(info, 1), ids, n, mm::ptr<uint16_t>(info, 4), V,
+  mm::cpu::embedding_half_weights(half_type(info, 0), mm::ptr(info, 1), ids, n, mm::ptr<uint16_t>(info, 4),
                                   mm::i64(info, 6));
   return info.Env().Undefined();
 }

@@ -3,13 +3,14 @@
 //
 // The training kernel (attention.cc) tiles 64 queries at a time, so one query would pay for 64. Here one pool
 // task takes one (batch b, KV head g) pair and all the query rows that read that KV head: the G = NH / NKV
-// query heads of its group at each of the T positions (R = T * G rows). Each key and value row is loaded
-// once and used for all R rows, so the task reads its slice of the cache once. Three passes per task:
+// query heads of its group at each of the T positions (R = T * G rows), so the task brings its KV head's slice
+// of the cache in from memory once (a few hundred KiB at most; later rows find it in cache). Three passes:
 //   1. S[r, j] = (q_r . k_j) * log2(e) / sqrt(HD)   for the keys row r can see (scores in log2 units)
 //   2. m_r = max_j S[r, j];  P[r, j] = 2^(S[r, j] - m_r);  l_r = sum_j P[r, j]
 //   3. out_r = (sum_j P[r, j] v_j) / l_r
 // With the whole row of scores at hand (Tk floats per row: a few KiB), the softmax is exact in two passes; no
 // online rescaling is needed. Each output is summed in a fixed order: results do not depend on thread count.
+// Vector code: AVX-512 (pass 1 sums 16 dot products at once, pass 2 a polynomial 2^x) and portable C++.
 #include <algorithm>
 #include <cmath>
 #include <vector>

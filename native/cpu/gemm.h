@@ -33,9 +33,10 @@ enum class WeightType { kF32 = 0, kBf16 = 1, kF16 = 2 };
 void gemm_half_weights(WeightType type, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                        const uint16_t* B, int64_t ldb, float* C, int64_t ldc);
 
-// out[i, :] = weight[ids[i], :] widened to f32, weight [V, C] half-precision. Ids must lie in [0, V).
+// out[i, :] = weight[ids[i], :] widened to f32, weight [V, C] half-precision. The caller checks that ids lie
+// in [0, V) (embedding.h first_invalid_id).
 void embedding_half_weights(WeightType type, float* out, const int32_t* ids, int64_t n, const uint16_t* weight,
-                            int64_t V, int64_t C);
+                            int64_t C);
 
 // dst[i] = src[i] rounded to bf16 or f16 (nearest, ties to even; beyond f16's range: infinity).
 void narrow_weights(WeightType type, uint16_t* dst, const float* src, int64_t n);

@@ -184,6 +184,7 @@ MM_TARGET_AVX2 inline float hsum_avx2(__m256 v) {
 }
 
 // As block_avx512, 8 lanes at a time; with M = 4 and R = 2 (8 accumulators) to stay within 16 registers.
+// (F16C, for f16 weights, comes with every CPU that has AVX2 and FMA.)
 template <int M, int R, WeightType W>
 MM_TARGET_AVX2 __attribute__((target("f16c"))) void block_avx2(const Gemv& g, int64_t n) {
   const int64_t K8 = g.K & ~int64_t(7);
@@ -219,8 +220,8 @@ using RowsFn = void (*)(const Gemv&, int64_t, int64_t);
 
 template <WeightType W>
 RowsFn pick_rows(int64_t M) {
-  const std::string_view isa = sgemm_isa();
 #if MM_HAVE_X86
+  const std::string_view isa = sgemm_isa();
   if (isa == "avx512") {
     constexpr RowsFn table[] = {rows_avx512<1, W>, rows_avx512<2, W>, rows_avx512<3, W>, rows_avx512<4, W>};
     return table[M - 1];
@@ -320,8 +321,7 @@ void gemm_half_weights(WeightType type, int64_t M, int64_t N, int64_t K, const f
 }
 
 void embedding_half_weights(WeightType type, float* out, const int32_t* ids, int64_t n, const uint16_t* weight,
-                            int64_t V, int64_t C) {
-  (void)V;  // ids are checked by the caller
+                            int64_t C) {
   for (int64_t i = 0; i < n; ++i) widen_rows(type, weight + int64_t(ids[i]) * C, C, 1, C, out + i * C);
 }
 
