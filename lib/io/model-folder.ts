@@ -15,7 +15,10 @@ export { copyTokenizer, readModelConfig, TOKENIZER_FILES } from './state-dict';
 /** The v1 state_dict as name → f32 data (the tied output.weight is added by the folder writer). */
 export function stateDict(model: MiniMind): StateDict {
   const out: StateDict = new Map();
-  for (const [name, t] of model.params.tensors) out.set(name, { shape: [...t.shape], data: t.toArray() as Float32Array });
+  for (const [name, t] of model.params.tensors) {
+    if (t.dtype !== 'f32') throw new Error(`state dict: ${t.describe()} is an inference weight; load the model with f32 weights to save it`);
+    out.set(name, { shape: [...t.shape], data: t.toArray() as Float32Array });
+  }
   return out;
 }
 
