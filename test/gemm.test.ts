@@ -120,6 +120,9 @@ function checkGemm(c: Case, seed: number): void {
 const shapes: [number, number, number][] = [
   [1, 1, 1], [1, 7, 3], [5, 1, 9], [3, 5, 1], [13, 17, 19], [14, 32, 16], [6, 16, 8], [15, 33, 31],
   [29, 65, 400], [31, 300, 37], [2400, 9, 5], [300, 200, 40], [30, 300, 300], [40, 50, 1000],
+  // The matrix-vector kernel (M <= 4 with transB): four weight rows at a time and the remainder, the K % 16
+  // tail, and enough rows to be split over threads.
+  [4, 13, 70], [2, 600, 33],
 ];
 // Cycled over the shapes so every transpose combination meets each of them several times.
 const scalings: [number, number][] = [[1, 0], [-0.7, 1], [1, 1], [2.5, 0], [0.5, -0.5]];

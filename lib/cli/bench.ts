@@ -6,6 +6,7 @@ import type { KernelResult } from '../../bench/harness';
 import { benchKernels } from '../../bench/kernels';
 import { benchTokenizer } from '../../bench/tokenizer';
 import { benchTrain } from '../../bench/train';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 
 const fmt = (v: number | null, digits = 1) => (v === null ? '-' : v.toFixed(digits));
 
@@ -24,6 +25,7 @@ interface BenchArgs {
   'batch-size': number;
   'seq-len': number;
   steps: number;
+  dtype: string;
 }
 
 export const benchCommand: CommandModule<object, BenchArgs> = {
@@ -37,7 +39,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
       .option('model-config', { type: 'string', default: 'minimind-v1-small', describe: 'train/generate: named config or config.json' })
       .option('batch-size', { type: 'number', default: 8, describe: 'train: batch size' })
       .option('seq-len', { type: 'number', default: 512, describe: 'train: sequence length' })
-      .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' }) as
+      .option('steps', { type: 'number', default: 3, describe: 'train: timed steps (after one warm-up step)' })
+      .option('dtype', { ...DTYPE_OPTION, describe: `generate: ${DTYPE_OPTION.describe}` }) as
       Argv<BenchArgs>,
   handler: async (argv) => {
     if (argv.target === 'kernels') {
@@ -51,10 +54,11 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
           `bandwidth ${m.bandwidth_gbps.toFixed(1)} GB/s`);
       }
     } else if (argv.target === 'generate') {
-      const r = benchGenerate({ modelConfig: argv['model-config'], promptTokens: 256, newTokens: 256 });
+      const dtype = checkWeightDtype(argv.dtype, 'cpu');
+      const r = benchGenerate({ modelConfig: argv['model-config'], dtype, promptTokens: 256, newTokens: 256 });
       if (argv.json) console.log(JSON.stringify(r));
       else {
-        console.log(`${r.model}, ${r.threads} threads: prefill ${r.prefill_tokens_per_s.toFixed(0)} tokens/s, decode ` +
+        console.log(`${r.model} ${r.dtype}, ${r.threads} threads: prefill ${r.prefill_tokens_per_s.toFixed(0)} tokens/s, decode ` +
           `${r.decode_tokens_per_s.toFixed(1)} tokens/s, peak RSS ${r.peak_rss_mb.toFixed(0)} MB`);
       }
     } else if (argv.target === 'allreduce') {

@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
 import { loadModelFolder } from '../io/model-folder';
 import { contextLength } from '../nn/config';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 import { Tokenizer } from '../tokenizer';
 import type { ChatMessage } from '../tokenizer/types';
 import { applyLora } from '../train/lora';
@@ -21,6 +22,7 @@ interface ChatArgs extends RopeScalingArgs {
   'repetition-penalty': number;
   seed: number;
   lora?: string;
+  dtype: string;
 }
 
 export const chatCommand: CommandModule<object, ChatArgs> = {
@@ -38,9 +40,10 @@ export const chatCommand: CommandModule<object, ChatArgs> = {
       .option('repetition-penalty', { type: 'number', default: 1 })
       .option('seed', { type: 'number', default: 1337 })
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
-      .options(ROPE_SCALING_OPTIONS) as Argv<ChatArgs>,
+      .options(ROPE_SCALING_OPTIONS)
+      .option('dtype', DTYPE_OPTION) as Argv<ChatArgs>,
   handler: async (argv) => {
-    const model = loadModelFolder(argv.model);
+    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
     if (argv.lora) applyLora(model, argv.lora);
     applyRopeScaling(model, argv);
     const tokenizer = Tokenizer.load(argv.model);

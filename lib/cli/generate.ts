@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { generate } from '../infer/generate';
 import { StopStringFilter } from '../infer/stop';
 import { loadModelFolder } from '../io/model-folder';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
 import { applyRopeScaling, ROPE_SCALING_OPTIONS, RopeScalingArgs } from './rope-scaling';
@@ -22,6 +23,7 @@ interface GenerateArgs extends RopeScalingArgs {
   seed: number;
   lora?: string;
   stop?: string[];
+  dtype: string;
   json: boolean;
 }
 
@@ -51,13 +53,14 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
       .options(ROPE_SCALING_OPTIONS)
       .option('stop', { type: 'string', array: true, describe: 'end when the text contains TEXT (repeatable; TEXT is not printed)' })
+      .option('dtype', DTYPE_OPTION)
       .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ..., "finish_reason": ...}' })
       .check((a) => {
         if ((a.prompt === undefined) === (a['prompt-ids'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-ids');
         return true;
       }) as Argv<GenerateArgs>,
   handler: (argv) => {
-    const model = loadModelFolder(argv.model);
+    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
     try {
       if (argv.lora) applyLora(model, argv.lora);
       applyRopeScaling(model, argv);

@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { loadModelFolder } from '../io/model-folder';
+import { checkWeightDtype, DTYPE_OPTION } from '../infer/weights';
 import { createServer } from '../serve/server';
 import { Tokenizer } from '../tokenizer';
 import { applyLora } from '../train/lora';
@@ -16,6 +17,7 @@ interface ServeArgs extends RopeScalingArgs {
   'max-queue': number;
   'max-body': number;
   lora?: string;
+  dtype: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -31,9 +33,10 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-queue', { type: 'number', default: 64, describe: 'requests waiting before 429' })
       .option('max-body', { type: 'number', default: 1 << 20, describe: 'request body limit in bytes' })
       .option('lora', { type: 'string', describe: 'apply a LoRA adapter folder' })
-      .options(ROPE_SCALING_OPTIONS) as Argv<ServeArgs>,
+      .options(ROPE_SCALING_OPTIONS)
+      .option('dtype', DTYPE_OPTION) as Argv<ServeArgs>,
   handler: async (argv) => {
-    const model = loadModelFolder(argv.model);
+    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
     if (argv.lora) applyLora(model, argv.lora);
     applyRopeScaling(model, argv);
     const tokenizer = Tokenizer.load(argv.model);

@@ -8,6 +8,9 @@ import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/random';
 import { DEFAULT_SAMPLING, sampleToken, SamplingOptions } from './sampling';
 
+/** Prompt positions per forward pass while prefilling (see Decoder.forward). */
+export const PREFILL_CHUNK = 64;
+
 export interface GenerateOptions extends Partial<SamplingOptions> {
   maxNewTokens: number;
   /** Stop after one of these ids (not included in the output). */
@@ -53,14 +56,24 @@ export class Decoder {
     this.logits = this.forward(prompt, 0);
   }
 
-  /** Last-position logits for `ids` placed at `offset` (the caches hold the positions before). */
+  /**
+   * Last-position logits for `ids` placed at `offset` (the caches hold the positions before). With caches, a
+   * long prompt runs in chunks of PREFILL_CHUNK positions, the step arena reset between them: the activations
+   * of one chunk, not of the whole prompt, set the process's peak memory.
+   */
   private forward(ids: number[], offset: number): Float32Array {
-    return noGrad(() => {
-      const tokens = Tensor.from(Int32Array.from(ids), [1, ids.length], 'i32', this.model.device);
-      const logits = this.model.forward(tokens, { offset, caches: this.caches, lastOnly: true }).toArray() as Float32Array;
+    const chunk = this.caches ? PREFILL_CHUNK : ids.length;
+    let logits: Float32Array | null = null;
+    for (let start = 0; start < ids.length; start += chunk) {
+      const part = ids.slice(start, start + chunk);
+      logits = noGrad(() => {
+        const tokens = Tensor.from(Int32Array.from(part), [1, part.length], 'i32', this.model.device);
+        const out = this.model.forward(tokens, { offset: offset + start, caches: this.caches, lastOnly: true });
+        return out.toArray() as Float32Array;
+      });
       resetStepArenas();
-      return logits;
-    });
+    }
+    return logits!;
   }
 
   /** The next token id, or null when generation has finished (see finishReason). */

@@ -20,21 +20,25 @@ import { rmsnorm } from '../ops/norm';
 import { concatRows, lastRow, sliceRows } from '../ops/rows';
 import { disposeRopeTable, rope, RopeScaling, ropeTable, RopeTable } from '../ops/rope';
 import { swiglu } from '../ops/swiglu';
-import { Device } from '../tensor/dtype';
+import { DType, Device } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { contextError, contextLength, ffnHidden, headDim, LMConfig, resolveRopeScaling } from './config';
 
-/** Named persistent parameters, in state_dict order. */
+/**
+ * Named persistent parameters, in state_dict order. Matrices may be kept in bf16 or f16 for inference
+ * (lib/infer/weights.ts; no gradient then); vectors (norm weights) are always f32.
+ */
 export class ParameterStore {
   readonly tensors = new Map<string, Tensor>();
 
-  constructor(readonly device: Device) {}
+  constructor(readonly device: Device, readonly matrixDtype: DType = 'f32') {}
 
   create(name: string, shape: number[]): Tensor {
     if (this.tensors.has(name)) throw new Error(`parameter ${name} defined twice`);
-    const t = Tensor.persistent(shape, 'f32', this.device);
+    const dtype = shape.length === 2 ? this.matrixDtype : 'f32';
+    const t = Tensor.persistent(shape, dtype, this.device);
     t.name = name;
-    t.requiresGrad = true;
+    t.requiresGrad = dtype === 'f32';
     this.tensors.set(name, t);
     return t;
   }
@@ -260,11 +264,12 @@ export class MiniMind {
   constructor(
     public cfg: LMConfig,
     readonly device: Device = 'cpu',
+    matrixDtype: DType = 'f32',
   ) {
     // The attention kernels tile the head dimension by 16 (MiniMind uses 32 and 48).
     const hd = headDim(cfg);
     if (hd % 16 !== 0 || hd > 128) throw new Error(`model: head dim dim/n_heads = ${hd} must be a multiple of 16, at most 128`);
-    this.params = new ParameterStore(device);
+    this.params = new ParameterStore(device, matrixDtype);
     this.tokEmbeddings = this.params.create('tok_embeddings.weight', [cfg.vocab_size, cfg.dim]);
     for (let i = 0; i < cfg.n_layers; i++) this.layers.push(new Block(cfg, this.params, i));
     this.norm = new RMSNorm(this.params.create('norm.weight', [cfg.dim]), cfg.norm_eps);

@@ -4,6 +4,8 @@
 // 1/sqrt(HD). Causal (the default): query i sits at absolute position Tk - T + i (a KV cache holds the first
 // Tk - T keys) and attends keys 0 .. Tk - T + i. The forward keeps the fp32 logsumexp [B, NH, T] for the
 // backward, which recomputes the probabilities tile by tile (native/cpu/attention.cc).
+// Decoding (a few queries, no gradient) takes a dedicated kernel (native/cpu/attention_decode.cc) that reads
+// each KV head's cache once for all its queries, instead of the training kernel's 64-query tiles.
 // On cuda (native/cuda/kernels/attention.cu): bf16 q, k, v and out, causal self-attention only (Tk = T, no KV
 // cache), HD 32, 48, 64, 96 or 128 (tensor-core tiles); the backward accumulates bf16 dq, dk, dv.
 import { gradOf, needsGrad, record } from '../autograd/tape';
@@ -19,6 +21,8 @@ const ISA_CODE: Record<VectorIsa, number> = { best: 0, portable: 1, avx2: 2, avx
 export interface AttentionOptions {
   causal?: boolean;
   isa?: VectorIsa;
+  /** Without a gradient: true/false forces the decode kernel or the flash kernel (tests); default T <= 4. */
+  decode?: boolean;
 }
 
 interface AttentionKernels {
@@ -27,7 +31,12 @@ interface AttentionKernels {
   attentionBackward(dq: number, dk: number, dv: number, dout: number, q: number, k: number, v: number, out: number,
     lse: number, B: number, T: number, Tk: number, NH: number, NKV: number, HD: number, causal: boolean,
     isa: number): void;
+  attentionDecode(out: number, q: number, k: number, v: number, B: number, T: number, Tk: number, NH: number,
+    NKV: number, HD: number, causal: boolean, isa: number): void;
 }
+
+/** Up to this many queries per sequence, a forward without gradient runs the decode kernel. */
+export const DECODE_MAX_QUERIES = 4;
 
 /** The largest head dimension the kernel supports (native/cpu/attention.h kMaxHeadDim). */
 export const MAX_HEAD_DIM = 128;
@@ -65,7 +74,7 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Dims {
 
 function attentionKernels(t: Tensor): AttentionKernels {
   const k = kernels<Partial<AttentionKernels>>(t.device);
-  if (!k.attentionForward || !k.attentionBackward) {
+  if (!k.attentionForward || !k.attentionBackward || !k.attentionDecode) {
     throw new Error(`attention (lib/ops/attention.ts): no attention kernel for device ${t.device}`);
   }
   return k as AttentionKernels;
@@ -80,6 +89,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const { B, T, Tk, NH, NKV, HD } = dims;
   const kern = attentionKernels(q);
   const out = Tensor.empty([B, T, NH, HD], 'f32', q.device, false);
+  if ((opts.decode ?? T <= DECODE_MAX_QUERIES) && !needsGrad(q, k, v)) {
+    kern.attentionDecode(out.ptr, q.ptr, k.ptr, v.ptr, B, T, Tk, NH, NKV, HD, causal, isa);
+    return out;
+  }
   const lse = Tensor.empty([B, NH, T], 'f32', q.device, false);
   kern.attentionForward(out.ptr, lse.ptr, q.ptr, k.ptr, v.ptr, B, T, Tk, NH, NKV, HD, causal, isa);
   if (needsGrad(q, k, v)) {

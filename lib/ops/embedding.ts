@@ -7,6 +7,7 @@ import { gradOf, needsGrad, record } from '../autograd/tape';
 import { asBf16, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
+import { embeddingHalfWeight, HALF_WEIGHT_TYPE } from './gemm';
 import { assertDtype, kernels, sameDevice } from './kernels';
 
 interface EmbeddingKernels {
@@ -21,6 +22,7 @@ const k = (t: Tensor) => kernels<EmbeddingKernels>(t.device);
 export function embedding(ids: Tensor, weight: Tensor): Tensor {
   sameDevice('embedding', ids, weight);
   assertDtype('embedding', ids, 'i32');
+  if (weight.device === 'cpu' && HALF_WEIGHT_TYPE[weight.dtype] !== undefined) return embeddingHalfWeight(ids, weight);
   assertDtype('embedding', weight, 'f32');
   if (weight.ndim !== 2) throw new Error(`embedding: weight must be [V, C], got ${weight.describe()}`);
   const [V, C] = weight.shape;

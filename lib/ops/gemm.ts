@@ -5,6 +5,8 @@
 // Backward passes are GEMMs too, accumulating straight into the inputs' gradients (beta = 1): no temporaries.
 // On cuda: operands are read as bf16 (parameters through their working copies), fp32 accumulation; outputs are
 // bf16, and each gradient is accumulated in its own dtype (bf16 activations, f32 parameters).
+// Inference on the CPU may keep linear weights in bf16 or f16 (lib/infer/weights.ts): linear() then reads them
+// widened to f32 in registers (native/cpu/gemv.cc), with f32 activations and sums, and records no gradient.
 import { needsGrad, record } from '../autograd/tape';
 import { asBf16, assertFloat } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
@@ -18,7 +20,15 @@ export interface GemmKernels {
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number,
     beta: number, C: number, ldc: number, strideC: number, batch: number): void;
+  /** C[M, N] = A[M, K] @ B[N, K]ᵀ with half-precision B (type 1 bf16, 2 f16), f32 A and C. */
+  /** out[i] = weight[ids[i]] widened to f32 (weight [V, C] half precision); throws a RangeError for a bad id. */
+  embeddingHalfWeights(type: number, out: number, ids: number, n: number, weight: number, V: number, C: number): void;
+  gemmHalfWeights(type: number, M: number, N: number, K: number, A: number, lda: number, B: number, ldb: number,
+    C: number, ldc: number): void;
 }
+
+/** The code of a half-precision weight dtype in the native kernels (gemm.h WeightType). */
+export const HALF_WEIGHT_TYPE: Partial<Record<string, number>> = { bf16: 1, f16: 2 };
 
 const k = (t: Tensor) => kernels<GemmKernels>(t.device);
 
@@ -106,6 +116,7 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
 
 /** x @ wᵀ: x [..., K], w [N, K] (PyTorch nn.Linear layout, no bias) -> [..., N]. */
 export function linear(x: Tensor, w: Tensor): Tensor {
+  if (w.device === 'cpu' && HALF_WEIGHT_TYPE[w.dtype] !== undefined) return linearHalfWeight(x, w);
   const dtype = checkF32('linear', x, w);
   if (w.ndim !== 2 || x.ndim < 1) {
     throw new Error(`linear: expected x [..., K] and w [N, K], got ${x.describe()} and ${w.describe()}`);
@@ -127,5 +138,29 @@ export function linear(x: Tensor, w: Tensor): Tensor {
       if (w.requiresGrad) gemmInto(gradBuffer(w), { ...dY, trans: true }, X, N, K, rows, 1, true);  // dw += dyᵀ @ x
     });
   }
+  return out;
+}
+
+/** linear() with a bf16 or f16 weight [N, K] on the CPU (inference: no gradient flows). */
+function linearHalfWeight(x: Tensor, w: Tensor): Tensor {
+  const where = 'linear (lib/ops/gemm.ts)';
+  if (x.device !== 'cpu' || x.dtype !== 'f32') throw new Error(`${where}: a ${w.dtype} weight needs f32 input on the cpu, got ${x.describe()}`);
+  if (needsGrad(x, w)) throw new Error(`${where}: ${w.describe()} is an inference weight; no gradient can flow through it`);
+  const [N, K] = w.shape;
+  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== K) {
+    throw new Error(`${where}: x ${x.describe()} does not match weight ${w.describe()} ([N, K])`);
+  }
+  const rows = x.size / K;
+  const out = Tensor.empty([...x.shape.slice(0, -1), N], 'f32', 'cpu', false);
+  k(x).gemmHalfWeights(HALF_WEIGHT_TYPE[w.dtype]!, rows, N, K, x.ptr, K, w.ptr, K, out.ptr, N);
+  return out;
+}
+
+/** The embedding lookup of a bf16 or f16 weight [V, C] on the CPU (inference): f32 rows [...ids.shape, C]. */
+export function embeddingHalfWeight(ids: Tensor, weight: Tensor): Tensor {
+  if (needsGrad(weight)) throw new Error(`embedding: ${weight.describe()} is an inference weight; it takes no gradient`);
+  const [V, C] = weight.shape;
+  const out = Tensor.empty([...ids.shape, C], 'f32', 'cpu', false);
+  k(weight).embeddingHalfWeights(HALF_WEIGHT_TYPE[weight.dtype]!, out.ptr, ids.ptr, ids.size, weight.ptr, V, C);
   return out;
 }

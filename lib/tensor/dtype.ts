@@ -1,10 +1,10 @@
 // Element types and devices that tensors can have.
-export type DType = 'f32' | 'bf16' | 'i32' | 'u16';
+export type DType = 'f32' | 'bf16' | 'f16' | 'i32' | 'u16';
 export type Device = 'cpu' | 'cuda';
 
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, bf16: 2, i32: 4, u16: 2 };
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u16: 2 };
 
-/** The host-side typed array that holds a dtype's values (bf16 is kept as raw 16-bit patterns). */
+/** The host-side typed array that holds a dtype's values (bf16 and f16 are kept as raw 16-bit patterns). */
 export type HostArray = Float32Array | Int32Array | Uint16Array;
 
 export function hostArray(dtype: DType, length: number): HostArray {
@@ -15,6 +15,7 @@ export function hostArray(dtype: DType, length: number): HostArray {
       return new Int32Array(length);
     case 'u16':
     case 'bf16':
+    case 'f16':
       return new Uint16Array(length);
   }
 }

@@ -25,4 +25,20 @@ bool sgemm_force_isa(const char* name);
 bool gemv_rows(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// Weights kept at lower precision for inference (gemv.cc). Half types hold raw 16-bit patterns.
+enum class WeightType { kF32 = 0, kBf16 = 1, kF16 = 2 };
+
+// C[M, N] = A[M, K] @ B[N, K]^T (overwriting C) with half-precision B (kBf16 or kF16): f32 inputs, sums and
+// outputs. M <= 4 reads B once at memory bandwidth; larger M widens blocks of B to f32 and runs sgemm.
+void gemm_half_weights(WeightType type, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                       const uint16_t* B, int64_t ldb, float* C, int64_t ldc);
+
+// out[i, :] = weight[ids[i], :] widened to f32, weight [V, C] half-precision. The caller checks that ids lie
+// in [0, V) (embedding.h first_invalid_id).
+void embedding_half_weights(WeightType type, float* out, const int32_t* ids, int64_t n, const uint16_t* weight,
+                            int64_t C);
+
+// dst[i] = src[i] rounded to bf16 or f16 (nearest, ties to even; beyond f16's range: infinity).
+void narrow_weights(WeightType type, uint16_t* dst, const float* src, int64_t n);
+
 }  // namespace mm::cpu
