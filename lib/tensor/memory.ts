@@ -98,6 +98,9 @@ export class Arena {
       const handedOut = this.chunks.slice(0, -1).reduce((s, c) => s + c.size, 0) + this.offset;
       for (const c of this.chunks) backend(this.device).free(c.base);
       this.chunks = [{ base: backend(this.device).alloc(handedOut), size: handedOut }];
+      // Touched now, at the end of the step that sized it: the next step would touch all of it anyway, and
+      // should not pay the page faults inside its own (timed, latency-sensitive) work.
+      backend(this.device).zero(this.chunks[0].base, handedOut);
     }
     this.freeLists.clear();
     this.offset = 0;
