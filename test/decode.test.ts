@@ -260,7 +260,11 @@ describe('a tiny model loaded with bf16 / f16 weights', () => {
       const want = lastLogits(reference, prompt);
       const spread = Math.max(...want) - Math.min(...want);
       expectClose(lastLogits(m, prompt), want, tol * spread, 0, `${dtype} logits`);
-      expect(greedy(m)).toEqual(greedy(reference));
+      // Greedy chains of a random model meet near-ties after a few tokens, where half weights may pick the
+      // other token: the first tokens must agree, and the chunked, cached decode must equal recomputation.
+      const tokens = greedy(m);
+      expect(tokens.slice(0, 4)).toEqual(greedy(reference).slice(0, 4));
+      expect(generate(m, prompt, { maxNewTokens: 12, temperature: 0, kvCache: false }).ids).toEqual(tokens);
     } finally {
       m.dispose();
     }
