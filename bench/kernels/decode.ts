@@ -18,10 +18,11 @@ type Dtype = (typeof DTYPES)[number];
 
 const cpu = kernels<GemmKernels & { attentionDecode(...args: (number | boolean)[]): void }>('cpu');
 
-/** A pool of weight memory (zeros: the values do not matter) and input/output rows, shared by every case. */
+/** A pool of weight memory (the values do not matter) and input/output rows, shared by every case. */
 let pool: { w: Tensor; x: Tensor; y: Tensor } | null = null;
 function buffers() {
-  pool ??= { w: Tensor.persistent([POOL_BYTES / 4]), x: Tensor.persistent([8192]), y: Tensor.persistent([8192]) };
+  // Filled, not just allocated: untouched zero pages all map to one physical page, which would stay in cache.
+  pool ??= { w: Tensor.persistent([POOL_BYTES / 4]).fill_(1e-3), x: Tensor.persistent([8192]), y: Tensor.persistent([8192]) };
   return pool;
 }
 
