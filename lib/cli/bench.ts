@@ -70,7 +70,8 @@ export const benchCommand: CommandModule<object, BenchArgs> = {
             console.log(`${transport} ${r.world} ranks ${(z.bytes / 2 ** 20).toFixed(0).padStart(3)} MiB: bus ${z.busbw_gbps.toFixed(2)} GB/s ` +
               `(memcpy ${z.memcpy_gbps.toFixed(2)} GB/s)`);
           }
-          console.log(`${transport}: DDP adds ${(1e3 * r.ddp.step_overhead_s).toFixed(0)} ms per step for ${(r.ddp.params / 1e6).toFixed(1)}M gradients`);
+          console.log(`${transport}: DDP adds ${(1e3 * r.ddp.step_overhead_s).toFixed(0)} ms per step for ${(r.ddp.params / 1e6).toFixed(1)}M gradients ` +
+            `without overlap, ${(1e3 * r.ddp.exposed_s).toFixed(0)} ms overlapped with the backward pass`);
         }
       }
     } else if (argv.target === 'tokenizer') {

@@ -1,4 +1,4 @@
-// Starting worker threads from this package's own modules. The compiled package starts `<base>.js`; when
+// Starting worker threads (and processes) from this package's own modules. The compiled package starts `<base>.js`; when
 // running from TypeScript sources (jest, `node -r scripts/register-ts.js`) only `<base>.ts` exists, so the
 // thread first loads scripts/register-ts.js, which compiles .ts with swc (a dev dependency).
 import * as fs from 'node:fs';
@@ -11,6 +11,12 @@ export function startModuleWorker(base: string, workerData: unknown): Worker {
   const register = path.join(packageRootOf(base), 'scripts', 'register-ts.js');
   const bootstrap = `require(${JSON.stringify(register)}); require(${JSON.stringify(`${base}.ts`)});`;
   return new Worker(bootstrap, { eval: true, workerData });
+}
+
+/** Node's arguments to run a module file (`__filename`) as a child process, .ts sources included. */
+export function moduleProcessArgs(file: string): string[] {
+  if (!file.endsWith('.ts')) return [file];
+  return ['-r', path.join(packageRootOf(file), 'scripts', 'register-ts.js'), file];
 }
 
 function packageRootOf(file: string): string {
