@@ -1,6 +1,6 @@
 // Memory stays flat over a long run: parameters, gradients and optimizer state are allocated once, activations
 // come from the step arena (one block after the first step), and nothing large is left to the garbage collector.
-import { backward } from '../lib/autograd/tape';
+import { backward, noGrad } from '../lib/autograd/tape';
 import { resolveConfig } from '../lib/nn/config';
 import { initWeights } from '../lib/nn/init';
 import { MiniMind } from '../lib/nn/model';
@@ -77,4 +77,28 @@ test('a released arena tensor throws when used, and its bytes are reused by the 
   const b = Tensor.zeros([1000]);
   expect(b.ptr).toBe(address);
   resetStepArenas();
+});
+
+test('inference keeps one layer of activations: a forward under noGrad uses about as much arena for 8 layers as for 2', () => {
+  const highWater = (layers: number) => {
+    const model = new MiniMind(resolveConfig({ dim: 64, n_layers: layers, n_heads: 4, n_kv_heads: 2, vocab_size: 256,
+      max_seq_len: 64, hidden_dim: 128 }));
+    initWeights(model, 3);
+    const x = Tensor.from(Int32Array.from({ length: 2 * 64 }, (_, i) => 1 + (i % 255)), [2, 64], 'i32');
+    const arena = stepArena('cpu');
+    const before = arena.highWater;
+    const logits = noGrad(() => model.forward(x));
+    const used = arena.highWater - before;
+    const values = logits.toArray(); // the result survives the rewinds
+    resetStepArenas();
+    model.dispose();
+    return { used, values };
+  };
+  resetStepArenas();
+  highWater(2); // the arena's first chunks
+  resetStepArenas();
+  const two = highWater(2);
+  const eight = highWater(8);
+  expect(eight.used).toBeLessThan(1.05 * two.used);
+  expect(two.values.every(Number.isFinite)).toBe(true);
 });

@@ -21,6 +21,7 @@ import { concatRows, lastRow, sliceRows } from '../ops/rows';
 import { disposeRopeTable, rope, RopeScaling, ropeTable, RopeTable } from '../ops/rope';
 import { swiglu } from '../ops/swiglu';
 import { DType, Device } from '../tensor/dtype';
+import { stepArena } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
 import { contextError, contextLength, ffnHidden, headDim, LMConfig, resolveRopeScaling } from './config';
 
@@ -300,6 +301,9 @@ export class MiniMind {
     const [B, T] = tokens.shape;
     const offset = opts.offset ?? 0;
     if (offset + T > contextLength(this.cfg)) throw contextError(this.cfg, `a sequence of ${offset + T} tokens`);
+    // Inference keeps no activations for a backward pass: once a layer is done only its output is live, so the
+    // arena drops everything since `mark` but that output, and one layer's activations, not all, set the memory.
+    const mark = isGradEnabled() ? null : stepArena(this.device).mark();
     let x = embedding(tokens, this.tokEmbeddings);
     for (let i = 0; i < this.layers.length; i++) {
       const hook = this.layerBackwardHook;
@@ -308,6 +312,7 @@ export class MiniMind {
         onBackward(() => hook.reached(i));
       }
       x = this.layers[i].forward(x, this.rope, offset, opts.caches ? opts.caches[i] : null, opts.withAux ?? false);
+      x = x.keepOnlySince(mark);
     }
     if (opts.lastOnly) x = lastRow(x);
     return linear(this.norm.forward(x), this.output);

@@ -33,6 +33,13 @@ export function freePersistent(device: Device, address: number, bytes: number): 
   persistentBytes[device] -= bytes;
 }
 
+export interface ArenaMark {
+  chunk: number;
+  offset: number;
+  used: number;
+  extent: number;
+}
+
 interface Chunk {
   base: number;
   size: number;
@@ -48,9 +55,14 @@ export class Arena {
   private chunks: Chunk[] = [];
   private offset = 0; // in the last chunk
   private used = 0; // bytes handed out and not freed since the last reset
+  // Where the bump pointer would be if the step ran in one block (rewinds included), and its peak this step:
+  // the size of the block reset() consolidates to.
+  private extent = 0;
+  private peakExtent = 0;
   private readonly freeLists = new Map<number, number[]>(); // size -> addresses
   /** Incremented by reset(): tensors remember the generation they were allocated in. */
   generation = 0;
+  /** The most bytes live at once in the current step. */
   highWater = 0;
 
   constructor(
@@ -64,6 +76,8 @@ export class Arena {
     this.highWater = Math.max(this.highWater, this.used);
     const reused = this.freeLists.get(size)?.pop();
     if (reused !== undefined) return reused;
+    this.extent += size;
+    this.peakExtent = Math.max(this.peakExtent, this.extent);
     let chunk = this.chunks[this.chunks.length - 1];
     if (!chunk || this.offset + size > chunk.size) {
       const chunkSize = Math.max(size, this.initialBytes, chunk ? chunk.size * 2 : 0);
@@ -85,6 +99,37 @@ export class Arena {
     this.used -= size;
   }
 
+  /**
+   * Where the next allocation would go, for rewind() (null when blocks freed this step could be reused, which
+   * would break the stack order rewind relies on).
+   */
+  mark(): ArenaMark | null {
+    if ([...this.freeLists.values()].some((l) => l.length)) return null;
+    return { chunk: this.chunks.length - 1, offset: this.offset, used: this.used, extent: this.extent };
+  }
+
+  /**
+   * Frees everything allocated since `mark` except one block (`bytes` at `address`), which moves down to the
+   * mark; returns its new address, or null when it cannot move (not on the CPU). While the arena grows (its
+   * first step), chunks added since the mark hold only dead blocks besides this one, so it moves to the start
+   * of the newest chunk instead, and the block reset() makes is sized as if it had moved to the mark. Only the
+   * caller knows that nothing else allocated since the mark is still in use (inference, between layers).
+   */
+  rewind(mark: ArenaMark, address: number, bytes: number): number | null {
+    const size = align(Math.max(bytes, 1));
+    const last = this.chunks.length - 1;
+    if (this.device !== 'cpu' || last < 0 || mark.chunk < 0) return null;
+    const grown = mark.chunk !== last;
+    if (grown && size > this.chunks[last].size) return null;
+    const to = this.chunks[last].base + (grown ? 0 : mark.offset);
+    if (!grown && address < to) return null; // made before the mark: not this rewind's to move
+    backend(this.device).copy(to, address, bytes); // memmove: the block may overlap its new place
+    this.offset = (grown ? 0 : mark.offset) + size;
+    this.used = mark.used + size;
+    this.extent = mark.extent + size;
+    return to;
+  }
+
   /** Bytes currently reserved from the system. */
   get reservedBytes(): number {
     return this.chunks.reduce((s, c) => s + c.size, 0);
@@ -94,17 +139,20 @@ export class Arena {
   reset(): void {
     if (this.chunks.length > 1) {
       // The step's live bytes peaked at highWater, but free-list reuse is by exact size, so the bump pointer
-      // may have gone further: one block as large as everything the chunks handed out.
-      const handedOut = this.chunks.slice(0, -1).reduce((s, c) => s + c.size, 0) + this.offset;
+      // may go further: one block as large as the bump pointer's peak in a single block.
+      const size = Math.max(this.peakExtent, 1);
       for (const c of this.chunks) backend(this.device).free(c.base);
-      this.chunks = [{ base: backend(this.device).alloc(handedOut), size: handedOut }];
+      this.chunks = [{ base: backend(this.device).alloc(size), size }];
       // Touched now, at the end of the step that sized it: the next step would touch all of it anyway, and
       // should not pay the page faults inside its own (timed, latency-sensitive) work.
-      backend(this.device).zero(this.chunks[0].base, handedOut);
+      backend(this.device).zero(this.chunks[0].base, size);
     }
     this.freeLists.clear();
     this.offset = 0;
     this.used = 0;
+    this.extent = 0;
+    this.peakExtent = 0;
+    this.highWater = 0;
     this.generation++;
   }
 
@@ -115,6 +163,9 @@ export class Arena {
     this.freeLists.clear();
     this.offset = 0;
     this.used = 0;
+    this.extent = 0;
+    this.peakExtent = 0;
+    this.highWater = 0;
     this.generation++;
   }
 }

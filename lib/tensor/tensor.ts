@@ -1,7 +1,7 @@
 // Tensor: a typed view (address, shape, dtype, device) of native memory, contiguous and row-major.
 // Tensors made by ops live in the step arena and die at the end of the step; parameters and other
 // long-lived tensors are persistent and freed with dispose().
-import { Arena, allocPersistent, backend, freePersistent, stepArena } from './memory';
+import { Arena, ArenaMark, allocPersistent, backend, freePersistent, stepArena } from './memory';
 import { DTYPE_BYTES, DType, Device, HostArray, hostArray, numel } from './dtype';
 
 export type Shape = readonly number[];
@@ -160,6 +160,20 @@ export class Tensor {
     t.owns = this.owns;
     this.owns = false;
     return t;
+  }
+
+  /**
+   * Inference: frees every arena tensor made since `mark` except this one, which moves down to the mark (see
+   * Arena.rewind). Returns the moved tensor, or this one unchanged when the arena cannot rewind. Tensors made
+   * since the mark must not be used afterwards (their memory is reused; nothing checks it).
+   */
+  keepOnlySince(mark: ArenaMark | null): Tensor {
+    const arena = this.storage.arena;
+    if (!mark || !arena || !this.owns || this.storage.generation !== arena.generation) return this;
+    const to = arena.rewind(mark, this.address, this.bytes);
+    if (to === null) return this;
+    this.storage.disposed = true;
+    return new Tensor(to, this.shape, this.dtype, this.device, { arena, generation: arena.generation, disposed: false });
   }
 
   /** Rows [start, start+count) of the first dimension, sharing memory. */
