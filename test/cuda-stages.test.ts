@@ -34,6 +34,7 @@ import type * as AttentionModule from '../lib/ops/attention';
 import type * as DpoModule from '../lib/train/dpo';
 import type * as GenerateModule from '../lib/infer/generate';
 import type * as ModelFolderModule from '../lib/io/model-folder';
+import type * as LoraModule from '../lib/train/lora';
 import type * as HelpersModule from './helpers';
 import type * as CudaHelpersModule from './cuda-helpers';
 
@@ -56,6 +57,7 @@ const { attention } = require('../lib/ops/attention') as typeof AttentionModule;
 const { dpoLoss, referenceRows, sequenceTokenLogps } = require('../lib/train/dpo') as typeof DpoModule;
 const { generate } = require('../lib/infer/generate') as typeof GenerateModule;
 const { loadModelFolder, saveModelFolder } = require('../lib/io/model-folder') as typeof ModelFolderModule;
+const { attachLora } = require('../lib/train/lora') as typeof LoraModule;
 const { expectClose, randn } = require('./helpers') as typeof HelpersModule;
 const { Buffers, backends, roundBf16 } = require('./cuda-helpers') as typeof CudaHelpersModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -205,10 +207,9 @@ function tinyModel(device: Device): ModelModule.MiniMind {
   return model;
 }
 
-/** Trains `model` for `steps` steps; `lossOf` gives each step's loss. Returns the losses. */
+/** Trains `params` (default: all of the model's) for `steps` steps; `lossOf` gives each step's loss. */
 function trainModel(model: ModelModule.MiniMind, steps: number, optimizerOpts: AdamWModule.AdamWOptions,
-  lossOf: (model: ModelModule.MiniMind, step: number) => T): number[] {
-  const params = model.parameters();
+  lossOf: (model: ModelModule.MiniMind, step: number) => T, params = model.parameters()): number[] {
   const optimizer = new AdamW(params, optimizerOpts);
   const losses: number[] = [];
   try {
@@ -282,6 +283,32 @@ describe('training stages on the emulated cuda device track the CPU', () => {
     console.log(`adam cpu  ${cpu.map((l) => l.toFixed(5)).join(' ')}\nadam cuda ${cuda.map((l) => l.toFixed(5)).join(' ')}`);
     for (let s = 0; s < cpu.length; s++) expect(Math.abs(cuda[s] - cpu[s])).toBeLessThan(0.02 * cpu[s]);
     expect(cuda[cuda.length - 1]).toBeLessThan(cuda[0]);
+  });
+
+  test('LoRA (adapters on wq and w2, base frozen): losses track the CPU run and fall', () => {
+    const B = 2;
+    const T = 16;
+    const loraLosses = (device: Device) => {
+      const model = tinyModel(device);
+      const adapters = attachLora(model, { rank: 4, alpha: 8, targets: ['wq', 'w2'] }, 3);
+      try {
+        return trainModel(model, 4, { lr: 1e-2 }, (m, step) => {
+          const { x, y } = tokenBatch(B, T, TINY.vocab_size, 400 + step);
+          return m.loss(Tensor.from(x, [B, T], 'i32', device), Tensor.from(y, [B, T], 'i32', device), null);
+        }, adapters);
+      } finally {
+        // Adapters are not the model's parameters: freed here (with their bf16 working copies on cuda).
+        releaseWorkingCopies(adapters);
+        for (const t of adapters) t.dispose();
+        model.dispose();
+      }
+    };
+    const cpu = loraLosses('cpu');
+    const cuda = loraLosses('cuda');
+    console.log(`lora cpu  ${cpu.map((l) => l.toFixed(5)).join(' ')}\nlora cuda ${cuda.map((l) => l.toFixed(5)).join(' ')}`);
+    for (let s = 0; s < cpu.length; s++) expect(Math.abs(cuda[s] - cpu[s])).toBeLessThan(0.02 * cpu[s]);
+    expect(cuda[cuda.length - 1]).toBeLessThan(cuda[0]);
+    expect(persistentBytes.cuda).toBe(0);
   });
 });
 
