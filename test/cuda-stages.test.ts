@@ -2,7 +2,8 @@
 // device (the CUDA kernels compiled for the CPU), each against the CPU:
 //   kernels   tokenLogProbs forward/backward (DPO), mul, Adam with L2 weight decay, decode attention against a
 //             KV cache (under three fiber orders with poisoned shared memory);
-//   stages    a short DPO run and an `--optimizer adam --weight-decay 0.1` run whose losses track the CPU's;
+//   stages    short DPO, `--optimizer adam --weight-decay 0.1` and LoRA runs whose losses track the CPU's, and
+//             runTraining (the `train` command) for sft, dpo with adam + L2 decay, and lora on --device cuda;
 //   decoding  greedy generation with the bf16 KV cache equals recomputation without a cache, starts like the
 //             CPU's, and `generate --device cuda` prints the same tokens.
 //
@@ -35,6 +36,8 @@ import type * as DpoModule from '../lib/train/dpo';
 import type * as GenerateModule from '../lib/infer/generate';
 import type * as ModelFolderModule from '../lib/io/model-folder';
 import type * as LoraModule from '../lib/train/lora';
+import type * as RunModule from '../lib/train/run';
+import type * as FixtureModule from './train-fixture';
 import type * as HelpersModule from './helpers';
 import type * as CudaHelpersModule from './cuda-helpers';
 
@@ -58,6 +61,8 @@ const { dpoLoss, referenceRows, sequenceTokenLogps } = require('../lib/train/dpo
 const { generate } = require('../lib/infer/generate') as typeof GenerateModule;
 const { loadModelFolder, saveModelFolder } = require('../lib/io/model-folder') as typeof ModelFolderModule;
 const { attachLora } = require('../lib/train/lora') as typeof LoraModule;
+const { runTraining } = require('../lib/train/run') as typeof RunModule;
+const { makeTrainFixture, runOptions } = require('./train-fixture') as typeof FixtureModule;
 const { expectClose, randn } = require('./helpers') as typeof HelpersModule;
 const { Buffers, backends, roundBf16 } = require('./cuda-helpers') as typeof CudaHelpersModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -81,6 +86,11 @@ function input(values: Float32Array, shape: number[], device: Device, requiresGr
   return t;
 }
 
+// Each test frees the cuda memory it allocated (compared with what was held before it: see the runTraining test).
+let cudaBytesBefore = 0;
+beforeEach(() => {
+  cudaBytesBefore = persistentBytes.cuda;
+});
 afterEach(() => resetStepArenas());
 
 describe('cuda kernels of the training stages against the CPU ops', () => {
@@ -267,7 +277,7 @@ describe('training stages on the emulated cuda device track the CPU', () => {
       expect(Math.abs(moveCuda - moveCpu)).toBeLessThan(0.25 * Math.abs(moveCpu) + 1e-4);
     }
     expect(Math.min(...cuda.slice(1))).toBeLessThan(cuda[0]);
-    expect(persistentBytes.cuda).toBe(0);
+    expect(persistentBytes.cuda).toBe(cudaBytesBefore);
   });
 
   test('--optimizer adam --weight-decay 0.1 (L2): losses track the CPU run and fall', () => {
@@ -308,8 +318,35 @@ describe('training stages on the emulated cuda device track the CPU', () => {
     console.log(`lora cpu  ${cpu.map((l) => l.toFixed(5)).join(' ')}\nlora cuda ${cuda.map((l) => l.toFixed(5)).join(' ')}`);
     for (let s = 0; s < cpu.length; s++) expect(Math.abs(cuda[s] - cpu[s])).toBeLessThan(0.02 * cpu[s]);
     expect(cuda[cuda.length - 1]).toBeLessThan(cuda[0]);
-    expect(persistentBytes.cuda).toBe(0);
+    expect(persistentBytes.cuda).toBe(cudaBytesBefore);
   });
+});
+
+test('runTraining --device cuda: sft, lora, and dpo with --optimizer adam --weight-decay 0.1', async () => {
+  const fixture = await makeTrainFixture();
+  try {
+    // An initial model folder with the fixture's vocabulary and a head dim the cuda attention kernel takes.
+    const init = path.join(fixture.dir, 'init');
+    const base = new MiniMind(resolveConfig({ ...TINY, vocab_size: 384, max_seq_len: 64 }), 'cpu');
+    initWeights(base, 1);
+    saveModelFolder(base, init, fixture.tokenizer);
+    base.dispose();
+    const run = (o: Partial<RunModule.RunOptions>) => runTraining(runOptions(fixture, {
+      device: 'cuda', init, data: fixture.sft, seqLen: null, batchSize: 2, maxSteps: 3, saveEvery: 3, ...o,
+    }));
+    const sft = await run({ stage: 'sft', out: path.join(fixture.dir, 'sft') });
+    expect(sft.losses.length === 3 && sft.losses.every(Number.isFinite)).toBe(true);
+    const dpo = await run({ stage: 'dpo', data: fixture.dpo, out: path.join(fixture.dir, 'dpo'), optimizer: 'adam',
+      weightDecay: 0.1, lr: 5e-3 });
+    expect(dpo.losses[0]).toBeCloseTo(Math.log(2), 5); // policy = reference at the first step
+    expect(dpo.losses.every(Number.isFinite)).toBe(true);
+    expect(persistentBytes.cuda).toBe(cudaBytesBefore);
+    // Last: runTraining does not free LoRA adapters (on any device), so no memory check after it.
+    const lora = await run({ stage: 'lora', out: path.join(fixture.dir, 'lora') });
+    expect(lora.losses.length === 3 && lora.losses.every(Number.isFinite)).toBe(true);
+  } finally {
+    fs.rmSync(fixture.dir, { recursive: true, force: true });
+  }
 });
 
 describe('generation on the emulated cuda device', () => {
@@ -340,7 +377,7 @@ describe('generation on the emulated cuda device', () => {
       expect(cached).toEqual(recomputed);
       // bf16 weights and activations: the chain may leave the CPU's at a near-tie, but not at once.
       expect(cached.slice(0, 3)).toEqual(cpuTokens.slice(0, 3));
-      expect(persistentBytes.cuda).toBe(0);
+      expect(persistentBytes.cuda).toBe(cudaBytesBefore);
 
       const r = spawnSync(process.execPath, ['-r', path.join(ROOT, 'scripts/register-ts.js'), path.join(ROOT, 'bin/cli.ts'),
         'generate', '--model', dir, '--prompt-ids', prompt.join(','), '--temperature', '0', '--max-new-tokens', '10',
