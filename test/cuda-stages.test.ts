@@ -166,13 +166,15 @@ describe('cuda kernels of the training stages against the CPU ops', () => {
     expect(cpu.master.some((v, i) => Math.abs(v - init[i]) > 1e-3)).toBe(true);
   });
 
-  // [B, T, Tk, NH, NKV, HD, causal]: one query on a one-key cache, a few queries on a long one (GQA), the most
-  // queries per call, MiniMind v1's head dim 48 and the largest one, and a non-causal call.
+  // [B, T, Tk, NH, NKV, HD, causal]: one query on a one-key cache, a few queries on a longer one (GQA; warps
+  // without keys), MiniMind v1's head dim 48 and the largest one, a cache of several 32-key chunks per warp (the
+  // online softmax rescales), and a non-causal call.
   const DECODE_CASES: [number, number, number, number, number, number, boolean][] = [
     [2, 1, 1, 2, 1, 32, true],
     [2, 3, 37, 4, 2, 48, true],
     [1, 6, 40, 2, 2, 64, true],
     [1, 1, 70, 2, 1, 128, true],
+    [1, 2, 300, 2, 1, 64, true],
     [1, 2, 5, 2, 1, 16, false],
   ];
   test.each(backends().map((b) => [b.name, b] as [string, CudaHelpersModule.Backend]))(

@@ -5,11 +5,15 @@
 // sits at absolute position Tk - T + t and sees keys 0 .. Tk - T + t. HD a multiple of 16, at most 128.
 //
 // The training kernel (attention.cu) needs Tk = T and tiles 64 queries at a time; here one block takes one query
-// row (b, t, h) and its 4 warps split the keys round-robin. Each key costs a warp one dot product (each lane
-// holds HD/32 of the query's dims, then a warp sum) and an online-softmax step, in fp32:
-//   s = scale q.k_j;  m' = max(m, s);  l = l e^(m - m') + e^(s - m');  acc = acc e^(m - m') + e^(s - m') v_j
-// Then the warps' (m, l, acc) are merged through shared memory: out = sum_w acc_w e^(m_w - M) / sum_w l_w e^(m_w - M)
-// with M = max_w m_w. Memory-bound on the cache: every key and value row is read once per query row.
+// row (b, t, h), and its 4 warps take chunks of 32 keys in turn. In a chunk, lane l scores key j0 + l (a whole
+// dot product against the query, which the block keeps in shared memory), the warp updates its online softmax
+// once for all 32 keys, and then adds the 32 weighted value rows, each lane owning HD/32 of the output dims:
+//   s_l = scale q.k_l;  m' = max(m, max_l s_l);  p_l = e^(s_l - m');  l = l e^(m - m') + sum_l p_l
+//   acc = acc e^(m - m') + sum_l p_l v_l                                              (all in fp32)
+// So a warp pays one max and one sum reduction per 32 keys, and the value loads of a chunk are independent of
+// each other. Then the warps' (m, l, acc) are merged through shared memory:
+//   out = sum_w acc_w e^(m_w - M) / sum_w l_w e^(m_w - M),  M = max_w m_w.
+// Memory-bound on the cache: every key and value row is read once per query row.
 #include "../common.cuh"
 
 namespace mm::kernels {
@@ -26,6 +30,7 @@ struct DecodeShape {
 };
 
 __global__ void attention_decode_kernel(bf16* out, const bf16* q, const bf16* k, const bf16* v, DecodeShape s) {
+  MM_SHARED(float, query, [kMaxHeadDim]);
   MM_SHARED(float, warp_maxima, [kWarps]);
   MM_SHARED(float, warp_sums, [kWarps]);
   MM_SHARED(float, warp_acc, [kWarps][kMaxHeadDim]);
@@ -39,32 +44,37 @@ __global__ void attention_decode_kernel(bf16* out, const bf16* q, const bf16* k,
   const bf16* k_head = k + int64_t(b) * s.Tk * kv_stride + int64_t(kv_head) * s.HD;
   const bf16* v_head = v + int64_t(b) * s.Tk * kv_stride + int64_t(kv_head) * s.HD;
 
-  // Lane `lane` owns dims lane, lane + 32, ... (below HD); the query is pre-scaled.
-  float q_dims[kDimsPerLane], acc[kDimsPerLane];
-  for (int i = 0; i < kDimsPerLane; ++i) {
-    const int d = lane + 32 * i;
-    q_dims[i] = d < s.HD ? __bfloat162float(q[int64_t(row) * s.HD + d]) * s.scale : 0.f;
-    acc[i] = 0.f;
-  }
+  // The query, pre-scaled, for every lane's dot products.
+  for (int d = threadIdx.x; d < s.HD; d += blockDim.x) query[d] = __bfloat162float(q[int64_t(row) * s.HD + d]) * s.scale;
+  __syncthreads();
+
+  // Lane `lane` owns output dims lane, lane + 32, ... (below HD).
+  float acc[kDimsPerLane] = {};
   float running_max = -INFINITY, running_sum = 0.f;
-  for (int j = warp; j < key_end; j += kWarps) {
-    const bf16* key = k_head + j * kv_stride;
-    const bf16* value = v_head + j * kv_stride;
-    float dot = 0.f;
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < s.HD) dot += q_dims[i] * __bfloat162float(key[d]);
+  for (int j0 = warp * 32; j0 < key_end; j0 += kWarps * 32) {
+    const int j = j0 + lane;
+    float score = -INFINITY;
+    if (j < key_end) {
+      const bf16* key = k_head + j * kv_stride;
+      score = 0.f;
+      for (int d = 0; d < s.HD; ++d) score += query[d] * __bfloat162float(key[d]);
     }
-    const float score = warp_sum(dot);
-    const float new_max = fmaxf(running_max, score);
-    const float rescale = __expf(running_max - new_max);  // 0 at the first key (running_max = -inf)
-    const float p = __expf(score - new_max);
-    running_sum = running_sum * rescale + p;
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < s.HD) acc[i] = acc[i] * rescale + p * __bfloat162float(value[d]);
-    }
+    // Key j0 is always in range, so the new maximum is finite.
+    const float new_max = fmaxf(running_max, warp_max(score));
+    const float rescale = __expf(running_max - new_max);  // 0 at the first chunk (running_max = -inf)
+    const float p = j < key_end ? __expf(score - new_max) : 0.f;
+    running_sum = running_sum * rescale + warp_sum(p);
     running_max = new_max;
+    for (int i = 0; i < kDimsPerLane; ++i) acc[i] *= rescale;
+    const int keys = min(32, key_end - j0);
+    for (int l = 0; l < keys; ++l) {
+      const float weight = __shfl_sync(0xffffffffu, p, l);
+      const bf16* value = v_head + (j0 + l) * kv_stride;
+      for (int i = 0; i < kDimsPerLane; ++i) {
+        const int d = lane + 32 * i;
+        if (d < s.HD) acc[i] += weight * __bfloat162float(value[d]);
+      }
+    }
   }
 
   // Merge the warps. A warp that saw no key has max -inf and sum 0: its weight e^(-inf - M) is 0.
