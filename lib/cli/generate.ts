@@ -1,4 +1,4 @@
-// `minimind-native generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [sampling options] [--stop TEXT]... [--json]`
+// `minimind-native generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [sampling options] [--stop TEXT]... [--device cpu|cuda] [--json]`
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
@@ -24,6 +24,7 @@ interface GenerateArgs extends RopeScalingArgs {
   lora?: string;
   stop?: string[];
   dtype: string;
+  device: 'cpu' | 'cuda';
   json: boolean;
 }
 
@@ -54,13 +55,15 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
       .options(ROPE_SCALING_OPTIONS)
       .option('stop', { type: 'string', array: true, describe: 'end when the text contains TEXT (repeatable; TEXT is not printed)' })
       .option('dtype', DTYPE_OPTION)
+      .option('device', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const,
+        describe: 'where the model runs (cuda: bf16 weights, activations and KV cache, fp32 math)' })
       .option('json', { type: 'boolean', default: false, describe: 'print {"ids": [...], "text": ..., "finish_reason": ...}' })
       .check((a) => {
         if ((a.prompt === undefined) === (a['prompt-ids'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-ids');
         return true;
       }) as Argv<GenerateArgs>,
   handler: (argv) => {
-    const model = loadModelFolder(argv.model, 'cpu', checkWeightDtype(argv.dtype, 'cpu'));
+    const model = loadModelFolder(argv.model, argv.device, checkWeightDtype(argv.dtype, argv.device));
     try {
       if (argv.lora) applyLora(model, argv.lora);
       applyRopeScaling(model, argv);

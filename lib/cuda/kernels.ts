@@ -72,6 +72,20 @@ export interface CudaKernels extends MemoryKernels {
   moeCombine(y: number, expertOut: number, weights: number, positions: number, N: number, k: number, C: number): void;
   /** dexpertOut[p] (bf16) += weights[a] * dy[a / k] (a = order[p]); dweights[a] (f32) += dy[a / k] . expertOut[positions[a]]. */
   moeCombineBackward(dexpertOut: number, dweights: number, dy: number, expertOut: number, weights: number, order: number, positions: number, N: number, k: number, C: number): void;
+  // ---- the rest of the training stages (DPO, Adam with L2 decay) and decoding with a KV cache ----
+  /** out = a * b over n values, each f32 or bf16 (outBf16, aBf16, bBf16), fp32 math. */
+  mul(out: number, outBf16: boolean, a: number, aBf16: boolean, b: number, bBf16: boolean, n: number): void;
+  /** lse [N] f32 and logp [N] f32 = logits[n, target[n]] - lse[n], logits [N, V] bf16 intact; targets outside [0, V) give 0. */
+  tokenLogprobs(logp: number, lse: number, logits: number, targets: number, N: number, V: number): void;
+  /** grad [N, V] bf16 (+= when accumulate, else =) dlogp[n] * (onehot - softmax); grad may be the logits. */
+  tokenLogprobsBackward(grad: number, accumulate: boolean, logits: number, lse: number, targets: number, dlogp: number, N: number, V: number): void;
+  /** adamw's arguments, as torch.optim.Adam: weightDecay * master is added to the gradient (L2), no decoupled decay. */
+  adamL2(master: number, param: number, grad: number, m: number, v: number, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, bc1: number, bc2: number, gradScale: number, seed: number): void;
+  /**
+   * Attention of q/out [B, T, NH, HD] against a KV cache k/v [B, Tk, NKV, HD] (bf16, fp32 math), forward only;
+   * causal: query t at position Tk - T + t. HD a multiple of 16 up to 128.
+   */
+  attentionDecode(out: number, q: number, k: number, v: number, B: number, T: number, Tk: number, NH: number, NKV: number, HD: number, scale: number, causal: boolean): void;
 }
 
 /** Scratch floats after out[0] that sumSquares needs. */

@@ -3,6 +3,7 @@
 import { noGrad } from '../autograd/tape';
 import { contextError, contextLength } from '../nn/config';
 import { KVCache, MiniMind } from '../nn/model';
+import { bf16ToF32 } from '../tensor/dtype';
 import { resetStepArenas } from '../tensor/memory';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/random';
@@ -70,7 +71,8 @@ export class Decoder {
       logits = noGrad(() => {
         const tokens = Tensor.from(Int32Array.from(part), [1, part.length], 'i32', this.model.device);
         const out = this.model.forward(tokens, { offset: offset + start, caches: this.caches, lastOnly: true });
-        return out.toArray() as Float32Array;
+        const values = out.toArray();
+        return values instanceof Uint16Array ? bf16ToF32(values) : (values as Float32Array); // cuda: bf16 logits
       });
       resetStepArenas();
     }

@@ -90,7 +90,10 @@ export class RMSNorm {
   }
 }
 
-/** Preallocated keys and values of one attention layer for one sequence (post-RoPE, before GQA repeat). */
+/**
+ * Preallocated keys and values of one attention layer for one sequence (post-RoPE, before GQA repeat), in the
+ * activations' dtype: f32 on the CPU, bf16 on cuda.
+ */
 export class KVCache {
   readonly k: Tensor;
   readonly v: Tensor;
@@ -98,8 +101,9 @@ export class KVCache {
   length = 0;
 
   constructor(readonly maxLen: number, nkv: number, hd: number, device: Device) {
-    this.k = Tensor.persistent([maxLen, nkv, hd], 'f32', device);
-    this.v = Tensor.persistent([maxLen, nkv, hd], 'f32', device);
+    const dtype = device === 'cuda' ? 'bf16' : 'f32';
+    this.k = Tensor.persistent([maxLen, nkv, hd], dtype, device);
+    this.v = Tensor.persistent([maxLen, nkv, hd], dtype, device);
   }
 
   /** Appends k, v [1, T, NKV, HD] at the current length and returns views of everything so far. */

@@ -7,7 +7,9 @@
 // Decoding (a few queries, no gradient) takes a dedicated kernel (native/cpu/attention_decode.cc) that reads
 // each KV head's cache once for all its queries, instead of the training kernel's 64-query tiles.
 // On cuda (native/cuda/kernels/attention.cu): bf16 q, k, v and out, causal self-attention only (Tk = T, no KV
-// cache), HD 32, 48, 64, 96 or 128 (tensor-core tiles); the backward accumulates bf16 dq, dk, dv.
+// cache), HD 32, 48, 64, 96 or 128 (tensor-core tiles); the backward accumulates bf16 dq, dk, dv. Without a
+// gradient, queries against a longer KV cache (Tk > T) or a few queries (the decode rule above) take the
+// cuda decode kernel (native/cuda/kernels/attention_decode.cu; any HD the CPU accepts).
 import { gradOf, needsGrad, record } from '../autograd/tape';
 import { asBf16, assertFloat, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
@@ -85,7 +87,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const causal = opts.causal ?? true;
   const isa = ISA_CODE[opts.isa ?? 'best'];
   const dims = checkInputs(q, k, v, causal);
-  if (q.device === 'cuda') return attentionCuda(q, k, v, dims, causal);
+  if (q.device === 'cuda') return attentionCuda(q, k, v, dims, causal, opts.decode);
   const { B, T, Tk, NH, NKV, HD } = dims;
   const kern = attentionKernels(q);
   const out = Tensor.empty([B, T, NH, HD], 'f32', q.device, false);
@@ -107,9 +109,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   return out;
 }
 
-function attentionCuda(q: Tensor, k: Tensor, v: Tensor, dims: Dims, causal: boolean): Tensor {
+function attentionCuda(q: Tensor, k: Tensor, v: Tensor, dims: Dims, causal: boolean, decode?: boolean): Tensor {
   const { B, T, Tk, NH, NKV, HD } = dims;
   const where = 'attention (lib/ops/attention.ts) on cuda';
+  if (!needsGrad(q, k, v) && (decode ?? (Tk !== T || T <= DECODE_MAX_QUERIES))) {
+    const out = Tensor.empty([B, T, NH, HD], 'bf16', 'cuda', false);
+    cudaKernels().attentionDecode(out.ptr, asBf16(q).ptr, asBf16(k).ptr, asBf16(v).ptr, B, T, Tk, NH, NKV, HD,
+      1 / Math.sqrt(HD), causal);
+    return out;
+  }
   if (!causal || Tk !== T) throw new Error(`${where}: only causal self-attention (Tk = T) is supported, got T=${T}, Tk=${Tk}`);
   if (![32, 48, 64, 96, 128].includes(HD)) throw new Error(`${where}: head dim ${HD} must be 32, 48, 64, 96 or 128 on cuda`);
   const scale = 1 / Math.sqrt(HD);

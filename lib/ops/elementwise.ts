@@ -1,8 +1,10 @@
 // Elementwise ops with autograd: add (residuals), mul, scale, and accumulate (the "+=" of every backward).
-// On cuda every one of them is the mixed-dtype axpy (y += alpha x): add copies a then adds b, scale adds alpha x
-// to zeros; outputs keep their input's dtype (bf16 activations, f32 losses).
+// On cuda every one of them but mul is the mixed-dtype axpy (y += alpha x): add copies a then adds b, scale adds
+// alpha x to zeros; mul has its own kernel (f32 or bf16 operands, fp32 math). Outputs keep a's dtype (bf16
+// activations, f32 losses), and each gradient its input's.
 import { needsGrad, record } from '../autograd/tape';
-import { axpy } from '../cuda/mixed';
+import { assertFloat, axpy } from '../cuda/mixed';
+import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { gradBuffer } from './grad-target';
 import { assertShape, kernels, sameDevice } from './kernels';
@@ -49,7 +51,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   sameDevice('mul', a, b);
   assertShape('mul', b, a.shape);
-  if (a.device === 'cuda') throw new Error('mul (lib/ops/elementwise.ts): not supported on cuda yet');
+  if (a.device === 'cuda') return mulCuda(a, b);
   const out = Tensor.empty(a.shape, 'f32', a.device, false);
   k(a).mul(out.ptr, a.ptr, b.ptr, a.size);
   if (needsGrad(a, b)) {
@@ -62,6 +64,33 @@ export function mul(a: Tensor, b: Tensor): Tensor {
       if (b.requiresGrad) {
         k(a).mul(tmp.ptr, out.grad!.ptr, a.ptr, a.size);
         accumulate(gradBuffer(b), tmp);
+      }
+    });
+  }
+  return out;
+}
+
+/** out = x * y on cuda, into a new step tensor of the given dtype. */
+function productCuda(x: Tensor, y: Tensor, dtype: 'f32' | 'bf16'): Tensor {
+  const out = Tensor.empty(x.shape, dtype, 'cuda', false);
+  cudaKernels().mul(out.ptr, dtype === 'bf16', x.ptr, x.dtype === 'bf16', y.ptr, y.dtype === 'bf16', x.size);
+  return out;
+}
+
+function mulCuda(a: Tensor, b: Tensor): Tensor {
+  assertFloat('mul (lib/ops/elementwise.ts): a', a);
+  assertFloat('mul (lib/ops/elementwise.ts): b', b);
+  const out = productCuda(a, b, a.dtype === 'bf16' ? 'bf16' : 'f32');
+  if (needsGrad(a, b)) {
+    record(out, () => {
+      // d a = dout * b, d b = dout * a, each computed in its gradient's dtype and added to it.
+      if (a.requiresGrad) {
+        const grad = gradBuffer(a);
+        accumulate(grad, productCuda(out.grad!, b, grad.dtype as 'f32' | 'bf16'));
+      }
+      if (b.requiresGrad) {
+        const grad = gradBuffer(b);
+        accumulate(grad, productCuda(out.grad!, a, grad.dtype as 'f32' | 'bf16'));
       }
     });
   }

@@ -16,9 +16,10 @@
 // needs a gradient is overwritten by the forward itself (others are copied first). Row weights are applied by
 // turning weight-0 rows into ignored targets, so masks must be 0/1 there; the mean is taken on the host (the
 // N per-token losses are downloaded). The backward only scales the stored gradient by d(loss).
-// tokenLogProbs has no backward on cuda yet (DPO).
+// tokenLogProbs on cuda mirrors the CPU op: the forward keeps each row's logsumexp and leaves the bf16 logits
+// intact; the backward recomputes the softmax from them and writes dlogp * (onehot - softmax) (same kernel file).
 import { needsGrad, noGrad, record } from '../autograd/tape';
-import { assertFloat, axpy } from '../cuda/mixed';
+import { asBf16, assertFloat, axpy, gradSink } from '../cuda/mixed';
 import { cudaKernels } from '../cuda/kernels';
 import { Tensor } from '../tensor/tensor';
 import { gradBuffer, gradTarget } from './grad-target';
@@ -162,15 +163,26 @@ function crossEntropyCuda(logits: Tensor, targets: Tensor, ignoreIndex: number, 
   return loss;
 }
 
-/** Forward only: log p = -(per-token loss), from a copy of the logits. */
+/** log p per row from the bf16 logits (an f32 input is cast); the backward writes the logits' bf16 gradient. */
 function tokenLogProbsCuda(logits: Tensor, targets: Tensor, N: number, V: number): Tensor {
-  if (needsGrad(logits)) {
-    throw new Error('tokenLogProbs (lib/ops/loss.ts): gradients on cuda are not supported yet (DPO); use --device cpu');
-  }
   const { rows } = cudaRowTargets('tokenLogProbs', targets, null, null, V);
-  const losses = Tensor.empty([N], 'f32', 'cuda', false);
-  cudaKernels().crossEntropy(losses.ptr, scratchLogits(logits, false).ptr, rows.ptr, N, V, 0);
-  const logp = Tensor.zeros([N], 'f32', 'cuda');
-  axpy(logp, losses, -1);
+  const source = asBf16(logits);
+  const logp = Tensor.empty([N], 'f32', 'cuda', false);
+  const lse = Tensor.empty([N], 'f32', 'cuda', false);
+  cudaKernels().tokenLogprobs(logp.ptr, lse.ptr, source.ptr, rows.ptr, N, V);
+  if (needsGrad(logits)) {
+    record(logp, () => {
+      const backward = (grad: number, accumulate: boolean) => cudaKernels().tokenLogprobsBackward(grad, accumulate,
+        source.ptr, lse.ptr, rows.ptr, logp.grad!.ptr, N, V);
+      if (logits.dtype === 'bf16') {
+        const grad = gradTarget(logits);
+        backward(grad.ptr, grad.accumulate);
+      } else {
+        const sink = gradSink(logits, 'bf16');
+        backward(sink.ptr, true);
+        sink.finish();
+      }
+    });
+  }
   return logp;
 }

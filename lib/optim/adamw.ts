@@ -5,8 +5,8 @@
 //   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps),  t = 1, 2, ...
 // Moments are persistent f32 tensors; each parameter is updated by one fused (threaded) native kernel.
 // On cuda the parameters are f32 master weights: the kernel (native/cuda/kernels/adamw.cu) updates the master and
-// writes its bf16 working copy (lib/cuda/mixed.ts) in the same pass. It has the decoupled decay only, so Adam's
-// L2 term is refused there unless the weight decay is 0 (when both are the same update).
+// writes its bf16 working copy (lib/cuda/mixed.ts) in the same pass; Adam's L2 term has its own entry point
+// (adamL2), the same kernel with the decay added to the gradient.
 import { cudaKernels } from '../cuda/kernels';
 import { workingCopy } from '../cuda/mixed';
 import { Tensor } from '../tensor/tensor';
@@ -64,9 +64,6 @@ export class AdamW {
     this.weightDecay = checkRange('weightDecay', opts.weightDecay ?? 0, 0, Infinity, true);
     this.decoupled = opts.decoupled ?? true;
     params.forEach((p) => assertDtype(`AdamW: parameter ${p.name || p.describe()}`, p, 'f32'));
-    if (!this.decoupled && this.weightDecay > 0 && params.some((p) => p.device === 'cuda')) {
-      throw new Error('AdamW: Adam with L2 weight decay (--optimizer adam) is not supported on cuda; use adamw or weight decay 0');
-    }
     this.m = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device));
     this.v = params.map((p) => Tensor.persistent(p.shape, 'f32', p.device));
   }
@@ -80,7 +77,8 @@ export class AdamW {
     this.params.forEach((p, i) => {
       if (!p.grad) return;
       if (p.device === 'cuda') {
-        cudaKernels().adamw(p.ptr, workingCopy(p).ptr, p.grad.ptr, this.m[i].ptr, this.v[i].ptr, p.size, lr, this.beta1,
+        const update = this.decoupled ? cudaKernels().adamw : cudaKernels().adamL2;
+        update(p.ptr, workingCopy(p).ptr, p.grad.ptr, this.m[i].ptr, this.v[i].ptr, p.size, lr, this.beta1,
           this.beta2, this.eps, this.weightDecay, bc1, bc2, 1, 0);
         return;
       }

@@ -296,6 +296,58 @@ Napi::Value MoeCombineBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- appended: the rest of the training stages and decoding ----
+// mul(out, outBf16, a, aBf16, b, bBf16, n): out = a * b
+template <typename K>
+Napi::Value Mul(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::mul(mm::ptr<void>(info, 0), mm::flag(info, 1), mm::ptr<void>(info, 2), mm::flag(info, 3),
+                  mm::ptr<void>(info, 4), mm::flag(info, 5), mm::i64(info, 6)),
+           "mul");
+  return info.Env().Undefined();
+}
+// tokenLogprobs(logp, lse, logits, targets, N, V)
+template <typename K>
+Napi::Value TokenLogprobs(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::token_logprobs(mm::ptr(info, 0), mm::ptr(info, 1), mm::ptr<uint16_t>(info, 2), mm::ptr<int32_t>(info, 3),
+                             mm::i64(info, 4), mm::i32(info, 5)),
+           "tokenLogprobs");
+  return info.Env().Undefined();
+}
+// tokenLogprobsBackward(grad, accumulate, logits, lse, targets, dlogp, N, V)
+template <typename K>
+Napi::Value TokenLogprobsBackward(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::token_logprobs_backward(mm::ptr<uint16_t>(info, 0), mm::flag(info, 1), mm::ptr<uint16_t>(info, 2),
+                                      mm::ptr(info, 3), mm::ptr<int32_t>(info, 4), mm::ptr(info, 5), mm::i64(info, 6),
+                                      mm::i32(info, 7)),
+           "tokenLogprobsBackward");
+  return info.Env().Undefined();
+}
+// adamL2(master, param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, bc1, bc2, gradScale, seed)
+template <typename K>
+Napi::Value AdamL2(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::adam_l2(mm::ptr(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr(info, 2), mm::ptr(info, 3),
+                      mm::ptr(info, 4), mm::i64(info, 5), mm::f32(info, 6), mm::f32(info, 7), mm::f32(info, 8),
+                      mm::f32(info, 9), mm::f32(info, 10), mm::f32(info, 11), mm::f32(info, 12), mm::f32(info, 13),
+                      static_cast<uint64_t>(mm::i64(info, 14))),
+           "adamL2");
+  return info.Env().Undefined();
+}
+// attentionDecode(out, q, k, v, B, T, Tk, NH, NKV, HD, scale, causal)
+template <typename K>
+Napi::Value AttentionDecode(const Napi::CallbackInfo& info) {
+  check<K>(info,
+           K::attention_decode(mm::ptr<uint16_t>(info, 0), mm::ptr<uint16_t>(info, 1), mm::ptr<uint16_t>(info, 2),
+                               mm::ptr<uint16_t>(info, 3), mm::i32(info, 4), mm::i32(info, 5), mm::i32(info, 6),
+                               mm::i32(info, 7), mm::i32(info, 8), mm::i32(info, 9), mm::f32(info, 10),
+                               mm::flag(info, 11)),
+           "attentionDecode");
+  return info.Env().Undefined();
+}
+
 template <typename K>
 void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "alloc", Alloc<K>);
@@ -331,6 +383,11 @@ void bind_backend(Napi::Env env, Napi::Object table) {
   mm::def(env, table, "moeDispatchBackward", MoeDispatchBackward<K>);
   mm::def(env, table, "moeCombine", MoeCombine<K>);
   mm::def(env, table, "moeCombineBackward", MoeCombineBackward<K>);
+  mm::def(env, table, "mul", Mul<K>);
+  mm::def(env, table, "tokenLogprobs", TokenLogprobs<K>);
+  mm::def(env, table, "tokenLogprobsBackward", TokenLogprobsBackward<K>);
+  mm::def(env, table, "adamL2", AdamL2<K>);
+  mm::def(env, table, "attentionDecode", AttentionDecode<K>);
 }
 
 #ifdef MINIMIND_WITH_CUDA_EMU

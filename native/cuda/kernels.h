@@ -105,4 +105,24 @@ struct MM_CUDA_BACKEND {
   static int moe_combine_backward(uint16_t* dexpert_out, float* dweights, const uint16_t* dy,
                                   const uint16_t* expert_out, const float* weights, const int32_t* order,
                                   const int32_t* positions, int64_t N, int k, int64_t C);
+
+  // ---- appended: the rest of the training stages and decoding on cuda ----
+  // out = a * b over n values; out, a, b each f32 or bf16 (out_bf16, a_bf16, b_bf16), fp32 math (elementwise.cu).
+  static int mul(void* out, bool out_bf16, const void* a, bool a_bf16, const void* b, bool b_bf16, int64_t n);
+  // Per-token log-probabilities (cross_entropy.cu), the logits [N, V] bf16 left intact: lse [N] and
+  // logp [N] = logits[n, target[n]] - lse[n] (fp32, written); targets outside [0, V) give 0.
+  static int token_logprobs(float* logp, float* lse, const uint16_t* logits, const int32_t* targets, int64_t N, int V);
+  // grad [N, V] bf16 (+)= dlogp[n] * ([v == target[n]] - softmax[n, v]) (accumulate, else overwritten; grad may
+  // be the logits themselves); rows with targets outside [0, V) get 0.
+  static int token_logprobs_backward(uint16_t* grad, bool accumulate, const uint16_t* logits, const float* lse,
+                                     const int32_t* targets, const float* dlogp, int64_t N, int V);
+  // Adam with L2 weight decay (torch.optim.Adam): adamw's arguments, with g = grad * grad_scale + weight_decay *
+  // master before the moments and no decoupled decay (adamw.cu).
+  static int adam_l2(float* master, uint16_t* param, const float* grad, float* m, float* v, int64_t n, float lr,
+                     float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2, float grad_scale,
+                     uint64_t seed);
+  // Decode attention (attention_decode.cu): q, out [B, T, NH, HD]; k, v [B, Tk, NKV, HD] (a KV cache); all bf16.
+  // Causal: query t sits at position Tk - T + t. HD a multiple of 16 up to 128; forward only.
+  static int attention_decode(uint16_t* out, const uint16_t* q, const uint16_t* k, const uint16_t* v, int B, int T,
+                              int Tk, int NH, int NKV, int HD, float scale, bool causal);
 };
