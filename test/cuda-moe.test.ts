@@ -296,7 +296,7 @@ test('bench/kernels/cuda.ts: peaks by device name, and every kernel family in th
   const tiny = { B: 1, T: 32, C: 64, NH: 2, NKV: 1, HD: 32, hidden: 96, V: 128, longT: [64], E: 4, topK: 2, params: 4096 };
   const list = cudaCaseList(backend.k, tablePeak('NVIDIA H200')!, tiny);
   const families = ['gemm', 'attention', 'rmsnorm', 'swiglu', 'rope', 'embedding', 'cross_entropy', 'adamw',
-    'sum_squares', 'moe_route', 'moe_dispatch', 'moe_combine'];
+    'sum_squares', 'moe_route', 'moe_dispatch', 'moe_combine', 'token_logprobs', 'attention_decode', 'adam_l2'];
   expect([...new Set(list.map((c) => c.kernel))].sort()).toEqual(families.map((f) => `cuda_${f}`).sort());
   for (const c of list) {
     expect({ name: `${c.kernel} ${c.pass}`, work: (c.flops ?? 0) + (c.bytes ?? 0) > 0 }).toEqual({ name: `${c.kernel} ${c.pass}`, work: true });

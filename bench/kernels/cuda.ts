@@ -230,12 +230,38 @@ export function cudaCaseList(k: CudaKernels, peak: GpuPeak, s: CudaBenchShapes =
     return () => k.crossEntropy(losses, logits, targets, N, s.V, 1 / N);
   });
 
+  // Per-token log-probabilities (DPO): logits read (lse saved); the backward re-reads them and writes the gradient.
+  add('token_logprobs', 'fwd', `N=${N} V=${s.V}`, { bytes: N * s.V * BF16 }, () => {
+    const [logits, targets, logp, lse] = [data.bf16(N * s.V), data.i32(ids), k.alloc(F32 * N), k.alloc(F32 * N)];
+    return () => k.tokenLogprobs(logp, lse, logits, targets, N, s.V);
+  });
+  add('token_logprobs', 'bwd', `N=${N} V=${s.V}`, { bytes: 2 * N * s.V * BF16 }, () => {
+    const [logits, targets, lse, dlogp, grad] = [data.bf16(N * s.V), data.i32(ids), data.f32(N), data.f32(N),
+      k.alloc(BF16 * N * s.V)];
+    return () => k.tokenLogprobsBackward(grad, false, logits, lse, targets, dlogp, N, s.V);
+  });
+
+  // Decoding: one query per head against a cache of T positions (the cache's k and v are the bytes that count).
+  add('attention_decode', 'fwd', `B=${s.B} Tk=${s.T} NH=${s.NH} NKV=${s.NKV} HD=${s.HD}`,
+    { bytes: 2 * s.B * s.T * s.NKV * s.HD * BF16 }, () => {
+      const [q, kc, vc, out] = [data.bf16(s.B * s.NH * s.HD), data.bf16(s.B * s.T * s.NKV * s.HD),
+        data.bf16(s.B * s.T * s.NKV * s.HD), k.alloc(BF16 * s.B * s.NH * s.HD)];
+      return () => k.attentionDecode(out, q, kc, vc, s.B, 1, s.T, s.NH, s.NKV, s.HD, 1 / Math.sqrt(s.HD), true);
+    });
+
   // AdamW: f32 master, m, v read and written, f32 grad read, bf16 param written: 30 bytes a parameter.
   add('adamw', 'fwd', `params=${s.params}`, { bytes: 30 * s.params }, () => {
     const [master, grad, m, v, param] = [data.f32(s.params), data.f32(s.params, 0.01), data.f32(s.params, 0.001),
       k.alloc(F32 * s.params), k.alloc(BF16 * s.params)];
     k.fill(v, s.params, 1e-6); // the second moment is never negative
     return () => k.adamw(master, param, grad, m, v, s.params, 1e-4, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.01, 1, 0);
+  });
+  // Adam with L2 weight decay (--optimizer adam): the same traffic.
+  add('adam_l2', 'fwd', `params=${s.params}`, { bytes: 30 * s.params }, () => {
+    const [master, grad, m, v, param] = [data.f32(s.params), data.f32(s.params, 0.01), data.f32(s.params, 0.001),
+      k.alloc(F32 * s.params), k.alloc(BF16 * s.params)];
+    k.fill(v, s.params, 1e-6);
+    return () => k.adamL2(master, param, grad, m, v, s.params, 1e-4, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.01, 1, 0);
   });
 
   // Global gradient norm: one read of every gradient.
