@@ -343,9 +343,9 @@ test('runTraining --device cuda: sft, lora, and dpo with --optimizer adam --weig
     expect(dpo.losses[0]).toBeCloseTo(Math.log(2), 5); // policy = reference at the first step
     expect(dpo.losses.every(Number.isFinite)).toBe(true);
     expect(persistentBytes.cuda).toBe(cudaBytesBefore);
-    // Last: runTraining does not free LoRA adapters (on any device), so no memory check after it.
     const lora = await run({ stage: 'lora', out: path.join(fixture.dir, 'lora') });
     expect(lora.losses.length === 3 && lora.losses.every(Number.isFinite)).toBe(true);
+    expect(persistentBytes.cuda).toBe(cudaBytesBefore); // the adapters, their gradients and bf16 copies freed too
   } finally {
     fs.rmSync(fixture.dir, { recursive: true, force: true });
   }

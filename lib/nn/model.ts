@@ -348,11 +348,31 @@ export class MiniMind {
     return aux ? add(loss, reshape(aux, loss.shape)) : loss;
   }
 
+  /** Every linear layer of the blocks with its kind (wq, wk, wv, wo, w1, w2, w3), experts included. */
+  linearLayers(): [string, Linear][] {
+    const found: [string, Linear][] = [];
+    for (const block of this.layers) {
+      const a = block.attention;
+      found.push(['wq', a.wq], ['wk', a.wk], ['wv', a.wv], ['wo', a.wo]);
+      const ffns = block.feedForward instanceof MoE ? [...block.feedForward.experts, ...block.feedForward.shared] : [block.feedForward];
+      for (const f of ffns) found.push(['w1', f.w1], ['w2', f.w2], ['w3', f.w3]);
+    }
+    return found;
+  }
+
   createCaches(maxLen = contextLength(this.cfg)): KVCache[] {
     return this.layers.map(() => new KVCache(maxLen, this.cfg.n_kv_heads, headDim(this.cfg), this.device));
   }
 
   dispose(): void {
+    for (const [, layer] of this.linearLayers()) {
+      if (!layer.lora) continue;
+      const { A, B } = layer.lora;
+      releaseWorkingCopies([A, B]);
+      A.dispose();
+      B.dispose();
+      layer.lora = null;
+    }
     this.params.dispose();
     disposeRopeTable(this.rope);
   }

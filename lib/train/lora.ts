@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bytesToF32, f32Bytes, readSafetensors, SafeTensor, writeSafetensors } from '../io/safetensors';
-import { Linear, MiniMind, MoE } from '../nn/model';
+import { Linear, MiniMind } from '../nn/model';
 import { Tensor } from '../tensor/tensor';
 import { writeFileAtomic } from '../util/fsutil';
 import { Rng } from '../util/random';
@@ -32,17 +32,8 @@ export function parseTargets(s: string): LoraTarget[] {
 
 /** Every targeted linear layer of the model with its weight's name (experts included). */
 export function targetLayers(model: MiniMind, targets: LoraTarget[]): { name: string; layer: Linear }[] {
-  const found: { name: string; layer: Linear }[] = [];
-  for (const block of model.layers) {
-    const a = block.attention;
-    const ffns = block.feedForward instanceof MoE ? [...block.feedForward.experts, ...block.feedForward.shared] : [block.feedForward];
-    const candidates: [string, Linear][] = [['wq', a.wq], ['wk', a.wk], ['wv', a.wv], ['wo', a.wo]];
-    for (const f of ffns) candidates.push(['w1', f.w1], ['w2', f.w2], ['w3', f.w3]);
-    for (const [kind, layer] of candidates) {
-      if (targets.includes(kind as LoraTarget)) found.push({ name: layer.weight.name.replace(/\.weight$/, ''), layer });
-    }
-  }
-  return found;
+  return model.linearLayers().filter(([kind]) => targets.includes(kind as LoraTarget))
+    .map(([, layer]) => ({ name: layer.weight.name.replace(/\.weight$/, ''), layer }));
 }
 
 /** Attaches fresh adapters (seeded) and returns their tensors, the only ones to train. */
