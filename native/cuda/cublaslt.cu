@@ -9,54 +9,35 @@
 #include <cstring>
 #include <type_traits>
 
+#include "cublaslt_api.h"
 #include "mm_cuda.h"
 
 namespace mm {
 namespace {
 
-// ---- the part of cublasLt.h we use (values from the public header) ----
-using Status = int;            // cublasStatus_t, 0 = success
-using Handle = void*;          // cublasLtHandle_t
-using MatmulDesc = void*;      // cublasLtMatmulDesc_t
-using Layout = void*;          // cublasLtMatrixLayout_t
-using Preference = void*;      // cublasLtMatmulPreference_t
-struct Algo { uint64_t data[8]; };
-struct HeuristicResult {
-  Algo algo;
-  size_t workspace_size;
-  Status state;
-  float waves_count;
-  int reserved[4];
-};
-constexpr int kComputeF32 = 68;                 // CUBLAS_COMPUTE_32F
-constexpr int kTypeF32 = 0, kTypeBF16 = 14;     // CUDA_R_32F, CUDA_R_16BF
-constexpr int kDescTransA = 3, kDescTransB = 4; // CUBLASLT_MATMUL_DESC_TRANSA/B (int32 cublasOperation_t)
-constexpr int kOpN = 0, kOpT = 1;               // CUBLAS_OP_N/T
-constexpr int kLayoutBatchCount = 5, kLayoutBatchStride = 6;  // int32 / int64
-constexpr int kPrefMaxWorkspace = 1;            // uint64
+using namespace mm::cublaslt;  // the hand-declared part of cublasLt.h (cublaslt_api.h)
+
 constexpr size_t kWorkspaceBytes = 32 << 20;    // Hopper kernels want a large workspace
 
 struct CublasLt {
-  Status (*create)(Handle*);
-  Status (*desc_create)(MatmulDesc*, int compute, int scale_type);
-  Status (*desc_destroy)(MatmulDesc);
-  Status (*desc_set)(MatmulDesc, int attr, const void* value, size_t size);
-  Status (*layout_create)(Layout*, int type, uint64_t rows, uint64_t cols, int64_t ld);
-  Status (*layout_destroy)(Layout);
-  Status (*layout_set)(Layout, int attr, const void* value, size_t size);
-  Status (*pref_create)(Preference*);
-  Status (*pref_destroy)(Preference);
-  Status (*pref_set)(Preference, int attr, const void* value, size_t size);
-  Status (*heuristic)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, Preference, int, HeuristicResult*, int*);
-  Status (*matmul)(Handle, MatmulDesc, const void* alpha, const void* A, Layout, const void* B, Layout,
-                   const void* beta, const void* C, Layout, void* D, Layout, const Algo*, void* workspace,
-                   size_t workspace_size, cudaStream_t);
+  CreateFn create;
+  DescCreateFn desc_create;
+  DescDestroyFn desc_destroy;
+  DescSetFn desc_set;
+  LayoutCreateFn layout_create;
+  LayoutDestroyFn layout_destroy;
+  LayoutSetFn layout_set;
+  PrefCreateFn pref_create;
+  PrefDestroyFn pref_destroy;
+  PrefSetFn pref_set;
+  HeuristicFn heuristic;
+  MatmulFn matmul;
   Handle handle = nullptr;
   void* workspace = nullptr;
 };
 
 // Loads cuBLASLt once; null when unavailable (no library, a missing symbol, or no device).
-CublasLt* cublaslt() {
+CublasLt* load_cublaslt() {
   static CublasLt* loaded = [] () -> CublasLt* {
     const char* setting = std::getenv("MINIMIND_CUBLASLT");
     if (setting && std::strcmp(setting, "0") == 0) return nullptr;
@@ -137,7 +118,7 @@ int CudaDevice::gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, 
                      int64_t lda, int64_t strideA, const uint16_t* B, int64_t ldb, int64_t strideB, float beta,
                      void* C, bool c_bf16, int64_t ldc, int64_t strideC, int64_t batch) {
   if (M <= 0 || N <= 0 || batch <= 0) return 0;
-  if (CublasLt* lt = cublaslt())
+  if (CublasLt* lt = load_cublaslt())
     if (gemm_cublaslt(*lt, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, c_bf16, ldc,
                       strideC, batch))
       return 0;
