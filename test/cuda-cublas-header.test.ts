@@ -1,14 +1,10 @@
 // The hand-written cuBLASLt declarations (native/cuda/cublaslt_api.h) against a real cublasLt.h, when this machine
 // has one (CUDA toolkits with cuBLAS; not the CUDA runtime-only install CI has): enum values, struct layouts and the
 // prototypes that libcublasLt.so is called with. Compiled with the host compiler, as test/dist-nccl.test.ts does.
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { cudaHome, expectCompiles, findInclude } from './header-check';
 
-const cudaHome = process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda';
-const candidates = [path.join(cudaHome, 'include'), '/usr/include', '/usr/local/include'];
-const cublasInclude = candidates.find((d) => fs.existsSync(path.join(d, 'cublasLt.h')));
+const cublasInclude = findInclude('cublasLt.h', [path.join(cudaHome, 'include'), '/usr/include', '/usr/local/include']);
 
 const CHECKS = `
 #include <cublasLt.h>
@@ -66,24 +62,10 @@ const name = cublasInclude
   : 'cublaslt_api.h matches cublasLt.h (skipped: no cublasLt.h in CUDA_HOME, /usr/include or /usr/local/include)';
 
 (cublasInclude ? test : test.skip)(name, () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-cublas-'));
-  const src = path.join(dir, 'check.cc');
-  fs.writeFileSync(src, CHECKS);
-  const native = path.join(__dirname, '..', 'native');
-  const r = spawnSync('c++', ['-std=c++17', '-fsyntax-only', '-Wno-enum-compare', `-I${native}`, `-I${cublasInclude}`,
-    `-I${path.join(cudaHome, 'include')}`, src], { encoding: 'utf8' });
-  fs.rmSync(dir, { recursive: true, force: true });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+  expectCompiles(CHECKS, [cublasInclude!, path.join(cudaHome, 'include')], ['-Wno-enum-compare']);
 });
 
 test('cublaslt_api.h compiles on its own with the host compiler (no CUDA headers needed)', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-cublas-'));
-  const src = path.join(dir, 'alone.cc');
-  fs.writeFileSync(src, '#include "cuda/cublaslt_api.h"\nstatic_assert(sizeof(mm::cublaslt::Algo) == 64, "Algo");\nint main() { return 0; }\n');
-  const r = spawnSync('c++', ['-std=c++17', '-fsyntax-only', '-Wall', `-I${path.join(__dirname, '..', 'native')}`, src],
-    { encoding: 'utf8' });
-  fs.rmSync(dir, { recursive: true, force: true });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+  expectCompiles('#include "cuda/cublaslt_api.h"\nstatic_assert(sizeof(mm::cublaslt::Algo) == 64, "Algo");\nint main() { return 0; }\n',
+    [], ['-Wall']);
 });

@@ -1,15 +1,11 @@
 // The hand-written NCCL declarations (native/cuda/nccl_api.h) against a real nccl.h, when this machine has one:
 // enum values and struct sizes must match the ABI that libnccl.so.2 is called with. Compiled with the host
 // compiler (the header has no CUDA code), with CUDA's include folder for nccl.h's own includes.
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { cudaHome, expectCompiles, findInclude } from './header-check';
 
-const cudaHome = process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda';
-const candidates = [process.env.NCCL_HOME && path.join(process.env.NCCL_HOME, 'include'), '/usr/include',
-  '/usr/local/include', path.join(cudaHome, 'include')].filter((d): d is string => !!d);
-const ncclInclude = candidates.find((d) => fs.existsSync(path.join(d, 'nccl.h')));
+const ncclInclude = findInclude('nccl.h', [process.env.NCCL_HOME && path.join(process.env.NCCL_HOME, 'include'),
+  '/usr/include', '/usr/local/include', path.join(cudaHome, 'include')]);
 
 const CHECKS = `
 #include <nccl.h>
@@ -46,13 +42,5 @@ const name = ncclInclude
   : 'nccl_api.h matches nccl.h (skipped: no nccl.h in NCCL_HOME, /usr/include, /usr/local/include or CUDA_HOME)';
 
 (ncclInclude ? test : test.skip)(name, () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-nccl-'));
-  const src = path.join(dir, 'check.cc');
-  fs.writeFileSync(src, CHECKS);
-  const native = path.join(__dirname, '..', 'native');
-  const r = spawnSync('c++', ['-std=c++17', '-fsyntax-only', '-Wno-enum-compare', `-I${native}`, `-I${ncclInclude}`,
-    `-I${path.join(cudaHome, 'include')}`, src], { encoding: 'utf8' });
-  fs.rmSync(dir, { recursive: true, force: true });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
+  expectCompiles(CHECKS, [ncclInclude!, path.join(cudaHome, 'include')], ['-Wno-enum-compare']);
 });
