@@ -30,54 +30,12 @@ static int64_t row_grain(int64_t C) { return C >= 16384 ? 1 : 16384 / C; }
 
 // ---- router ----------------------------------------------------------------------------------------
 
-// Softmax of one token's E logits, then its k largest probabilities in descending order. Insertion into the
-// sorted top list uses a strict ">", so of equal probabilities the lower expert id (seen first) ranks first.
-static void route_token(const float* logits, int E, int k, bool renorm, float* scores, float* weights,
-                        int32_t* experts) {
-  float max_logit = logits[0];
-  for (int e = 1; e < E; ++e) max_logit = std::max(max_logit, logits[e]);
-  float sum = 0.0f;
-  for (int e = 0; e < E; ++e) {
-    scores[e] = std::exp(logits[e] - max_logit);
-    sum += scores[e];
-  }
-  const float inv_sum = 1.0f / sum;
-  for (int e = 0; e < E; ++e) scores[e] *= inv_sum;
-
-  float top_p[kMoeMaxTopK];
-  int32_t top_e[kMoeMaxTopK];
-  int filled = 0;
-  for (int e = 0; e < E; ++e) {
-    const float p = scores[e];
-    if (filled == k && !(p > top_p[k - 1])) continue;
-    int i = filled < k ? filled++ : k - 1;  // the slot the new entry bubbles up from
-    while (i > 0 && p > top_p[i - 1]) {
-      top_p[i] = top_p[i - 1];
-      top_e[i] = top_e[i - 1];
-      --i;
-    }
-    top_p[i] = p;
-    top_e[i] = e;
-  }
-
-  // MiniMind: topk_weight / (topk_weight.sum() + 1e-20).
-  float denom = 1.0f;
-  if (renorm) {
-    float s = 0.0f;
-    for (int j = 0; j < k; ++j) s += top_p[j];
-    denom = s + 1e-20f;
-  }
-  for (int j = 0; j < k; ++j) {
-    weights[j] = renorm ? top_p[j] / denom : top_p[j];
-    experts[j] = top_e[j];
-  }
-}
-
 void moe_route(const float* logits, int64_t N, int E, int k, bool renorm, float* scores, float* weights,
                int32_t* experts, int32_t* offsets, int32_t* order, int32_t* positions) {
   parallel_for(N, 256, [=](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      route_token(logits + t * E, E, k, renorm, scores + t * E, weights + t * k, experts + t * k);
+      const float* z = logits + t * E;
+      route_token([z](int e) { return z[e]; }, E, k, renorm, scores + t * E, weights + t * k, experts + t * k);
     }
   });
 

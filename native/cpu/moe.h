@@ -2,11 +2,65 @@
 // An "assignment" a = token*k + slot is one (token, chosen expert) pair; the N*k assignments are laid out in
 // expert-sorted order for the expert GEMMs: order[p] = a (position -> assignment), positions[a] = p (inverse).
 #pragma once
+#include <math.h>
+
 #include <cstdint>
+
+// route_token below is compiled for the GPU too (native/cuda/kernels/moe.cu), so both backends route alike.
+#if defined(__CUDACC__)
+#define MM_HOST_DEVICE __host__ __device__
+#else
+#define MM_HOST_DEVICE
+#endif
 
 namespace mm::cpu {
 
 constexpr int kMoeMaxTopK = 8;
+
+// One token's router: scores[E] = softmax of the E logits (`logit(e)` reads logit e as a float), then the k largest
+// probabilities in descending order into weights[k] and experts[k] (renormalised as in moe_route). Insertion into
+// the sorted top list uses a strict ">", so of equal probabilities the lower expert id (seen first) ranks first.
+template <typename Logit>
+MM_HOST_DEVICE inline void route_token(Logit logit, int E, int k, bool renorm, float* scores, float* weights,
+                                       int32_t* experts) {
+  float max_logit = logit(0);
+  for (int e = 1; e < E; ++e) max_logit = logit(e) > max_logit ? logit(e) : max_logit;
+  float sum = 0.0f;
+  for (int e = 0; e < E; ++e) {
+    scores[e] = expf(logit(e) - max_logit);
+    sum += scores[e];
+  }
+  const float inv_sum = 1.0f / sum;
+  for (int e = 0; e < E; ++e) scores[e] *= inv_sum;
+
+  float top_p[kMoeMaxTopK];
+  int32_t top_e[kMoeMaxTopK];
+  int filled = 0;
+  for (int e = 0; e < E; ++e) {
+    const float p = scores[e];
+    if (filled == k && !(p > top_p[k - 1])) continue;
+    int i = filled < k ? filled++ : k - 1;  // the slot the new entry bubbles up from
+    while (i > 0 && p > top_p[i - 1]) {
+      top_p[i] = top_p[i - 1];
+      top_e[i] = top_e[i - 1];
+      --i;
+    }
+    top_p[i] = p;
+    top_e[i] = e;
+  }
+
+  // MiniMind: topk_weight / (topk_weight.sum() + 1e-20).
+  float denom = 1.0f;
+  if (renorm) {
+    float s = 0.0f;
+    for (int j = 0; j < k; ++j) s += top_p[j];
+    denom = s + 1e-20f;
+  }
+  for (int j = 0; j < k; ++j) {
+    weights[j] = renorm ? top_p[j] / denom : top_p[j];
+    experts[j] = top_e[j];
+  }
+}
 
 // Router: scores = softmax(logits) over E; the k largest per token (descending, ties to the lower expert id)
 // go to experts[N*k] and weights[N*k]; with `renorm` (MiniMind: k > 1 and norm_topk_prob) the weights are

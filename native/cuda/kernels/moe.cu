@@ -30,49 +30,14 @@ using mm::cpu::kMoeMaxTopK;
 
 constexpr int kTokenThreads = 128;
 
-// The CPU's route_token, step for step: softmax with a max shift, then insertion of each probability into a
-// descending top-k list with a strict ">" (equal probabilities: the lower expert id ranks first).
+// The CPU's route_token itself (cpu/moe.h, compiled for the device): the same softmax and top-k on bf16 logits.
 __global__ void moe_route_kernel(const bf16* logits, int N, int E, int k, bool renorm, float* scores, float* weights,
                                  int* experts) {
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= N) return;
   const bf16* z = logits + int64_t(t) * E;
-  float* s = scores + int64_t(t) * E;
-  float max_logit = __bfloat162float(z[0]);
-  for (int e = 1; e < E; ++e) max_logit = fmaxf(max_logit, __bfloat162float(z[e]));
-  float sum = 0.f;
-  for (int e = 0; e < E; ++e) {
-    s[e] = expf(__bfloat162float(z[e]) - max_logit);
-    sum += s[e];
-  }
-  const float inv_sum = 1.f / sum;
-  for (int e = 0; e < E; ++e) s[e] *= inv_sum;
-
-  float top_p[kMoeMaxTopK];
-  int top_e[kMoeMaxTopK];
-  int filled = 0;
-  for (int e = 0; e < E; ++e) {
-    const float p = s[e];
-    if (filled == k && !(p > top_p[k - 1])) continue;
-    int i = filled < k ? filled++ : k - 1;  // the slot the new entry bubbles up from
-    while (i > 0 && p > top_p[i - 1]) {
-      top_p[i] = top_p[i - 1];
-      top_e[i] = top_e[i - 1];
-      --i;
-    }
-    top_p[i] = p;
-    top_e[i] = e;
-  }
-  float denom = 1.f;  // MiniMind: topk_weight / (topk_weight.sum() + 1e-20)
-  if (renorm) {
-    float raw_sum = 0.f;
-    for (int j = 0; j < k; ++j) raw_sum += top_p[j];
-    denom = raw_sum + 1e-20f;
-  }
-  for (int j = 0; j < k; ++j) {
-    weights[int64_t(t) * k + j] = renorm ? top_p[j] / denom : top_p[j];
-    experts[int64_t(t) * k + j] = top_e[j];
-  }
+  mm::cpu::route_token([z](int e) { return __bfloat162float(z[e]); }, E, k, renorm, scores + int64_t(t) * E,
+                       weights + int64_t(t) * k, experts + int64_t(t) * k);
 }
 
 // Exclusive prefix sum over the block (blockDim.x a multiple of 32, at most 1024): returns the sum of `value` over
