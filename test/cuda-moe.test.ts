@@ -17,13 +17,13 @@ import type * as TensorModule from '../lib/tensor/tensor';
 import type * as ModelModule from '../lib/nn/model';
 import type * as InitModule from '../lib/nn/init';
 import type * as TapeModule from '../lib/autograd/tape';
-import type * as AdamWModule from '../lib/optim/adamw';
 import type * as MemoryModule from '../lib/tensor/memory';
 import type * as ConfigModule from '../lib/nn/config';
 import type * as BenchCudaModule from '../bench/kernels/cuda';
 import type * as MoeModule from '../lib/ops/moe';
 import type * as DtypeModule from '../lib/tensor/dtype';
 import type * as HelpersModule from './helpers';
+import type * as TrainStepsModule from './train-steps';
 
 // Device 'cuda' of the training run is the emulator, except under `npm run test:gpu` (set before lib/native.ts
 // loads; the imports above are types only).
@@ -36,12 +36,12 @@ const { Tensor } = require('../lib/tensor/tensor') as typeof TensorModule;
 const { MiniMind } = require('../lib/nn/model') as typeof ModelModule;
 const { initWeights } = require('../lib/nn/init') as typeof InitModule;
 const { backward } = require('../lib/autograd/tape') as typeof TapeModule;
-const { AdamW } = require('../lib/optim/adamw') as typeof AdamWModule;
 const { resetStepArenas, persistentBytes } = require('../lib/tensor/memory') as typeof MemoryModule;
 const { resolveConfig } = require('../lib/nn/config') as typeof ConfigModule;
 const { moeAuxLoss, moeCombine, moeDispatch, moeRoute } = require('../lib/ops/moe') as typeof MoeModule;
 const { bf16ToF32 } = require('../lib/tensor/dtype') as typeof DtypeModule;
 const { cudaCaseList, tablePeak } = require('../bench/kernels/cuda') as typeof BenchCudaModule;
+const { trainSteps } = require('./train-steps') as typeof TrainStepsModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const BF16_RTOL = 1 / 128;
@@ -332,29 +332,19 @@ const LOSS_RTOL = 0.02;
 function moeTrainLosses(device: 'cpu' | 'cuda'): number[] {
   const model = new MiniMind(resolveConfig(TINY_MOE), device);
   initWeights(model, 7);
-  const optimizer = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0.01 });
   let state = 12345;
   const rand = () => ((state = (state * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
-  const losses: number[] = [];
   try {
-    for (let step = 0; step < STEPS; step++) {
+    return trainSteps(model.parameters(), { lr: 3e-3, weightDecay: 0.01 }, STEPS, () => {
       // A repeating pattern plus noise, so there is something to learn.
       const ids = Int32Array.from({ length: TRAIN_B * TRAIN_T + 1 }, (_, i) => 1 + ((i * 7 + Math.floor(rand() * 3)) % 127));
       const tokens = Tensor.from(ids.subarray(0, TRAIN_B * TRAIN_T), [TRAIN_B, TRAIN_T], 'i32', device);
       const targets = Tensor.from(ids.subarray(1), [TRAIN_B, TRAIN_T], 'i32', device);
-      const loss = model.loss(tokens, targets, null, true);
-      losses.push(loss.item());
-      backward(loss);
-      resetStepArenas();
-      optimizer.step();
-      optimizer.zeroGrad();
-      resetStepArenas();
-    }
+      return model.loss(tokens, targets, null, true);
+    }, null);
   } finally {
-    optimizer.dispose();
     model.dispose();
   }
-  return losses;
 }
 
 test('a tiny MoE model (aux loss on) trains on cuda with losses that track the CPU run', () => {

@@ -24,7 +24,6 @@ import type * as ModelModule from '../lib/nn/model';
 import type * as InitModule from '../lib/nn/init';
 import type * as TapeModule from '../lib/autograd/tape';
 import type * as AdamWModule from '../lib/optim/adamw';
-import type * as ClipModule from '../lib/optim/clip';
 import type * as MemoryModule from '../lib/tensor/memory';
 import type * as ConfigModule from '../lib/nn/config';
 import type * as DtypeModule from '../lib/tensor/dtype';
@@ -40,6 +39,7 @@ import type * as RunModule from '../lib/train/run';
 import type * as FixtureModule from './train-fixture';
 import type * as HelpersModule from './helpers';
 import type * as CudaHelpersModule from './cuda-helpers';
+import type * as TrainStepsModule from './train-steps';
 
 // Device 'cuda' must be the emulator: set before lib/native.ts is loaded (imports above are types only).
 process.env.MINIMIND_CUDA_EMULATE = '1';
@@ -49,7 +49,6 @@ const { MiniMind } = require('../lib/nn/model') as typeof ModelModule;
 const { initWeights } = require('../lib/nn/init') as typeof InitModule;
 const { backward } = require('../lib/autograd/tape') as typeof TapeModule;
 const { AdamW } = require('../lib/optim/adamw') as typeof AdamWModule;
-const { clipGradNorm } = require('../lib/optim/clip') as typeof ClipModule;
 const { resetStepArenas, persistentBytes } = require('../lib/tensor/memory') as typeof MemoryModule;
 const { resolveConfig } = require('../lib/nn/config') as typeof ConfigModule;
 const { bf16ToF32, f32ToBf16 } = require('../lib/tensor/dtype') as typeof DtypeModule;
@@ -65,6 +64,7 @@ const { runTraining } = require('../lib/train/run') as typeof RunModule;
 const { makeTrainFixture, runOptions } = require('./train-fixture') as typeof FixtureModule;
 const { expectClose, randn } = require('./helpers') as typeof HelpersModule;
 const { Buffers, backends, roundBf16 } = require('./cuda-helpers') as typeof CudaHelpersModule;
+const { trainSteps } = require('./train-steps') as typeof TrainStepsModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 type Device = 'cpu' | 'cuda';
@@ -222,23 +222,7 @@ function tinyModel(device: Device): ModelModule.MiniMind {
 /** Trains `params` (default: all of the model's) for `steps` steps; `lossOf` gives each step's loss. */
 function trainModel(model: ModelModule.MiniMind, steps: number, optimizerOpts: AdamWModule.AdamWOptions,
   lossOf: (model: ModelModule.MiniMind, step: number) => T, params = model.parameters()): number[] {
-  const optimizer = new AdamW(params, optimizerOpts);
-  const losses: number[] = [];
-  try {
-    for (let step = 0; step < steps; step++) {
-      const loss = lossOf(model, step);
-      losses.push(loss.item());
-      backward(loss);
-      resetStepArenas();
-      clipGradNorm(params, 1);
-      optimizer.step();
-      optimizer.zeroGrad();
-      resetStepArenas();
-    }
-  } finally {
-    optimizer.dispose();
-  }
-  return losses;
+  return trainSteps(params, optimizerOpts, steps, (step) => lossOf(model, step));
 }
 
 /** trainModel on a fresh seed-7 tiny model, disposed after. */

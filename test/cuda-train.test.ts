@@ -13,8 +13,6 @@ import type * as TensorModule from '../lib/tensor/tensor';
 import type * as ModelModule from '../lib/nn/model';
 import type * as InitModule from '../lib/nn/init';
 import type * as TapeModule from '../lib/autograd/tape';
-import type * as AdamWModule from '../lib/optim/adamw';
-import type * as ClipModule from '../lib/optim/clip';
 import type * as MemoryModule from '../lib/tensor/memory';
 import type * as ConfigModule from '../lib/nn/config';
 import type * as RunModule from '../lib/train/run';
@@ -22,6 +20,7 @@ import type * as ModelFolderModule from '../lib/io/model-folder';
 import type * as FixtureModule from './train-fixture';
 import type * as DtypeModule from '../lib/tensor/dtype';
 import type * as MixedModule from '../lib/cuda/mixed';
+import type * as TrainStepsModule from './train-steps';
 
 // Device 'cuda' must be the emulator: set before lib/native.ts is loaded (imports above are types only).
 process.env.MINIMIND_CUDA_EMULATE = '1';
@@ -30,8 +29,6 @@ const { Tensor } = require('../lib/tensor/tensor') as typeof TensorModule;
 const { MiniMind } = require('../lib/nn/model') as typeof ModelModule;
 const { initWeights } = require('../lib/nn/init') as typeof InitModule;
 const { backward, noGrad } = require('../lib/autograd/tape') as typeof TapeModule;
-const { AdamW } = require('../lib/optim/adamw') as typeof AdamWModule;
-const { clipGradNorm } = require('../lib/optim/clip') as typeof ClipModule;
 const { resetStepArenas } = require('../lib/tensor/memory') as typeof MemoryModule;
 const { resolveConfig } = require('../lib/nn/config') as typeof ConfigModule;
 const { runTraining } = require('../lib/train/run') as typeof RunModule;
@@ -40,6 +37,7 @@ const { makeTrainFixture, runOptions } = require('./train-fixture') as typeof Fi
 const { persistentBytes } = require('../lib/tensor/memory') as typeof MemoryModule;
 const { bf16ToF32, f32ToBf16 } = require('../lib/tensor/dtype') as typeof DtypeModule;
 const { axpy } = require('../lib/cuda/mixed') as typeof MixedModule;
+const { trainSteps } = require('./train-steps') as typeof TrainStepsModule;
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 // The cuda attention kernel needs a head dim that is a multiple of 32: dim 64 in 2 query heads sharing 1 KV head.
@@ -88,26 +86,14 @@ function trainLosses(device: 'cpu' | 'cuda'): number[] {
   const cfg = resolveConfig(TINY);
   const model = new MiniMind(cfg, device);
   initWeights(model, 7);
-  const params = model.parameters();
-  const optimizer = new AdamW(params, { lr: 3e-3, weightDecay: 0.01 });
-  const losses: number[] = [];
+  const data = batches(STEPS, cfg.vocab_size);
   try {
-    for (const batch of batches(STEPS, cfg.vocab_size)) {
-      const loss = model.loss(Tensor.from(batch.x, [B, T], 'i32', device), Tensor.from(batch.y, [B, T], 'i32', device),
-        Tensor.from(batch.mask, [B, T], 'f32', device));
-      losses.push(loss.item());
-      backward(loss);
-      resetStepArenas();
-      clipGradNorm(params, 1);
-      optimizer.step();
-      optimizer.zeroGrad();
-      resetStepArenas();
-    }
+    return trainSteps(model.parameters(), { lr: 3e-3, weightDecay: 0.01 }, STEPS, (step) => model.loss(
+      Tensor.from(data[step].x, [B, T], 'i32', device), Tensor.from(data[step].y, [B, T], 'i32', device),
+      Tensor.from(data[step].mask, [B, T], 'f32', device)));
   } finally {
-    optimizer.dispose();
     model.dispose();
   }
-  return losses;
 }
 
 describe('training on the emulated cuda device', () => {
