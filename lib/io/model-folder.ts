@@ -22,19 +22,6 @@ export function stateDict(model: MiniMind): StateDict {
   return out;
 }
 
-/** Copies named f32 tensors into the model; every parameter must be present (output.weight stands in for the embedding). */
-export function loadStateDict(model: MiniMind, tensors: StateDict, source: string): void {
-  for (const [name, t] of model.params.tensors) {
-    const entry = tensors.get(name) ?? (name === 'tok_embeddings.weight' ? tensors.get('output.weight') : undefined);
-    if (!entry) throw new Error(`${source}: missing tensor ${name}`);
-    if (entry.shape.length !== t.shape.length || entry.shape.some((d, i) => d !== t.shape[i])) {
-      throw new Error(`${source}: tensor ${name} has shape [${entry.shape}], the config expects [${t.shape}]`);
-    }
-    t.upload(entry.data);
-  }
-  refreshWorkingCopies(model.params.tensors.values()); // cuda: bf16 copies made before this load
-}
-
 export function saveModelFolder(model: MiniMind, dir: string, tokenizerDir?: string | null): void {
   saveStateDictFolder(model.cfg, stateDict(model), dir, tokenizerDir);
 }
@@ -58,13 +45,13 @@ export function loadModelFolder(dir: string, device: Device = 'cpu', dtype: Weig
   try {
     const piece = new Uint8Array(LOAD_PIECE_BYTES);
     for (const [name, t] of model.params.tensors) {
-      const stored = source.entries.has(name) ? name : name === 'tok_embeddings.weight' ? 'output.weight' : null;
-      if (!stored || !source.entries.has(stored)) throw new Error(`${file}: missing tensor ${name} (expected shape [${t.shape}])`);
-      const shape = source.entries.get(stored)!.shape;
-      if (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i])) {
-        throw new Error(`${file}: tensor ${stored} has shape [${shape}], the config expects [${t.shape}]`);
+      // Either tied key may hold the embedding.
+      const stored = !source.entries.has(name) && name === 'tok_embeddings.weight' ? 'output.weight' : name;
+      const entry = source.entries.get(stored);
+      if (!entry) throw new Error(`${file}: missing tensor ${name} (expected shape [${t.shape}])`);
+      if (entry.shape.length !== t.shape.length || entry.shape.some((d, i) => d !== t.shape[i])) {
+        throw new Error(`${file}: tensor ${stored} has shape [${entry.shape}], the config expects [${t.shape}]`);
       }
-      const entry = source.entries.get(stored)!;
       const elementBytes = (entry.end - entry.start) / t.size;
       for (let at = 0; at < t.size; at += LOAD_PIECE_BYTES / 4) {
         const count = Math.min(LOAD_PIECE_BYTES / 4, t.size - at);

@@ -20,9 +20,9 @@ export interface GemmKernels {
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: number, lda: number, strideA: number, B: number, ldb: number, strideB: number,
     beta: number, C: number, ldc: number, strideC: number, batch: number): void;
-  /** C[M, N] = A[M, K] @ B[N, K]ᵀ with half-precision B (type 1 bf16, 2 f16), f32 A and C. */
   /** out[i] = weight[ids[i]] widened to f32 (weight [V, C] half precision); throws a RangeError for a bad id. */
   embeddingHalfWeights(type: number, out: number, ids: number, n: number, weight: number, V: number, C: number): void;
+  /** C[M, N] = A[M, K] @ B[N, K]ᵀ with half-precision B (type 1 bf16, 2 f16), f32 A and C. */
   gemmHalfWeights(type: number, M: number, N: number, K: number, A: number, lda: number, B: number, ldb: number,
     C: number, ldc: number): void;
 }
