@@ -84,13 +84,10 @@ function mulCuda(a: Tensor, b: Tensor): Tensor {
   if (needsGrad(a, b)) {
     record(out, () => {
       // d a = dout * b, d b = dout * a, each computed in its gradient's dtype and added to it.
-      if (a.requiresGrad) {
-        const grad = gradBuffer(a);
-        accumulate(grad, productCuda(out.grad!, b, grad.dtype as 'f32' | 'bf16'));
-      }
-      if (b.requiresGrad) {
-        const grad = gradBuffer(b);
-        accumulate(grad, productCuda(out.grad!, a, grad.dtype as 'f32' | 'bf16'));
+      for (const [input, other] of [[a, b], [b, a]]) {
+        if (!input.requiresGrad) continue;
+        const grad = gradBuffer(input);
+        accumulate(grad, productCuda(out.grad!, other, grad.dtype as 'f32' | 'bf16'));
       }
     });
   }
