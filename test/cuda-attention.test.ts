@@ -12,7 +12,7 @@
 //   dq, dk, dv: bf16 P and dS in the matmuls, the kernel's own bf16 out in D, and one bf16 rounding of the
 //   accumulated gradient: rtol 2^-6, atol 2e-2 (the gradients here are O(1)).
 import { expectClose, randn } from './helpers';
-import { Backend, Buffers, backends, roundBf16 } from './cuda-helpers';
+import { describeEachBackend, roundBf16 } from './cuda-helpers';
 
 const GRAD_TOL = { atol: 2e-2, rtol: 1 / 64 };
 
@@ -100,47 +100,41 @@ const CASES: Case[] = [
   { B: 1, T: 100, NH: 2, NKV: 1, HD: 128, keyGrowth: 0.01 },
 ];
 
-describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_name, backend) => {
-  let buf: Buffers;
-  beforeEach(() => {
-    backend.setup();
-    buf = new Buffers(backend.k);
-  });
-  afterEach(() => buf.free());
+describeEachBackend((backend, fixture) => {
 
   test.each(CASES.map((c) => [`B=${c.B} T=${c.T} NH=${c.NH} NKV=${c.NKV} HD=${c.HD}${c.keyGrowth ? ' growing keys' : ''}`, c] as [string, Case]))(
     'causal attention %s: forward and backward vs float64', (_label, c) => {
       const { s, q, k, v, dout, dq0, dk0, dv0 } = inputs(c, 200 + c.HD + c.T);
       const ref = reference(s, q, k, v, dout, dq0, dk0, dv0);
-      const [pq, pk, pv] = [buf.bf16(q), buf.bf16(k), buf.bf16(v)];
-      const [out, lse] = [buf.alloc(2 * q.length), buf.alloc(4 * s.B * s.NH * s.T)];
+      const [pq, pk, pv] = [fixture.buf.bf16(q), fixture.buf.bf16(k), fixture.buf.bf16(v)];
+      const [out, lse] = [fixture.buf.alloc(2 * q.length), fixture.buf.alloc(4 * s.B * s.NH * s.T)];
       backend.k.attentionForward(out, lse, pq, pk, pv, s.B, s.T, s.NH, s.NKV, s.HD, s.scale);
-      expectWithin(buf.readBf16(out, q.length), ref.out, ref.outBound, 'out');
-      expectClose(buf.readF32(lse, s.B * s.NH * s.T), ref.lse, 1e-4, 1e-5, 'lse');
+      expectWithin(fixture.buf.readBf16(out, q.length), ref.out, ref.outBound, 'out');
+      expectClose(fixture.buf.readF32(lse, s.B * s.NH * s.T), ref.lse, 1e-4, 1e-5, 'lse');
 
       // The backward reads the kernel's own out (as training does) and accumulates into non-zero gradients.
-      const [dq, dk, dv] = [buf.bf16(dq0), buf.bf16(dk0), buf.bf16(dv0)];
-      backend.k.attentionBackward(dq, dk, dv, buf.bf16(dout), out, lse, pq, pk, pv, s.B, s.T, s.NH, s.NKV, s.HD, s.scale);
-      expectClose(buf.readBf16(dq, q.length), ref.dq, GRAD_TOL.atol, GRAD_TOL.rtol, 'dq');
-      expectClose(buf.readBf16(dk, k.length), ref.dk, GRAD_TOL.atol, GRAD_TOL.rtol, 'dk');
-      expectClose(buf.readBf16(dv, v.length), ref.dv, GRAD_TOL.atol, GRAD_TOL.rtol, 'dv');
+      const [dq, dk, dv] = [fixture.buf.bf16(dq0), fixture.buf.bf16(dk0), fixture.buf.bf16(dv0)];
+      backend.k.attentionBackward(dq, dk, dv, fixture.buf.bf16(dout), out, lse, pq, pk, pv, s.B, s.T, s.NH, s.NKV, s.HD, s.scale);
+      expectClose(fixture.buf.readBf16(dq, q.length), ref.dq, GRAD_TOL.atol, GRAD_TOL.rtol, 'dq');
+      expectClose(fixture.buf.readBf16(dk, k.length), ref.dk, GRAD_TOL.atol, GRAD_TOL.rtol, 'dk');
+      expectClose(fixture.buf.readBf16(dv, v.length), ref.dv, GRAD_TOL.atol, GRAD_TOL.rtol, 'dv');
     });
 
   test('the backward is deterministic: two runs give the same bits', () => {
     const { s, q, k, v, dout } = inputs({ B: 1, T: 70, NH: 4, NKV: 2, HD: 32 }, 300);
-    const [pq, pk, pv, pd] = [buf.bf16(q), buf.bf16(k), buf.bf16(v), buf.bf16(dout)];
-    const [out, lse] = [buf.alloc(2 * q.length), buf.alloc(4 * s.B * s.NH * s.T)];
+    const [pq, pk, pv, pd] = [fixture.buf.bf16(q), fixture.buf.bf16(k), fixture.buf.bf16(v), fixture.buf.bf16(dout)];
+    const [out, lse] = [fixture.buf.alloc(2 * q.length), fixture.buf.alloc(4 * s.B * s.NH * s.T)];
     backend.k.attentionForward(out, lse, pq, pk, pv, s.B, s.T, s.NH, s.NKV, s.HD, s.scale);
     const run = () => {
-      const grads = [buf.bf16(new Float32Array(q.length)), buf.bf16(new Float32Array(k.length)), buf.bf16(new Float32Array(v.length))];
+      const grads = [fixture.buf.bf16(new Float32Array(q.length)), fixture.buf.bf16(new Float32Array(k.length)), fixture.buf.bf16(new Float32Array(v.length))];
       backend.k.attentionBackward(grads[0], grads[1], grads[2], pd, out, lse, pq, pk, pv, s.B, s.T, s.NH, s.NKV, s.HD, s.scale);
-      return grads.map((p, i) => Array.from(buf.readBf16(p, [q, k, v][i].length)));
+      return grads.map((p, i) => Array.from(fixture.buf.readBf16(p, [q, k, v][i].length)));
     };
     expect(run()).toEqual(run());
   });
 
   test('unsupported shapes fail with a clear message', () => {
-    const p = buf.alloc(2 * 80 * 4);
+    const p = fixture.buf.alloc(2 * 80 * 4);
     expect(() => backend.k.attentionForward(p, p, p, p, p, 1, 1, 1, 1, 80, 1)).toThrow(/HD must be 32, 48, 64, 96 or 128/);
     expect(() => backend.k.attentionForward(p, p, p, p, p, 1, 1, 3, 2, 32, 1)).toThrow(/NH must be a multiple of NKV/);
   });

@@ -75,3 +75,16 @@ export class Buffers {
 export function roundBf16(values: ArrayLike<number>): Float64Array {
   return Float64Array.from(bf16ToF32(f32ToBf16(Float32Array.from(values))));
 }
+
+/** describe() once per backend (named by it); `fixture.buf` is fresh Buffers for each test, freed after it. */
+export function describeEachBackend(body: (backend: Backend, fixture: { buf: Buffers }) => void): void {
+  describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_name, backend) => {
+    const fixture = {} as { buf: Buffers };
+    beforeEach(() => {
+      backend.setup();
+      fixture.buf = new Buffers(backend.k);
+    });
+    afterEach(() => fixture.buf.free());
+    body(backend, fixture);
+  });
+}

@@ -3,7 +3,7 @@
 // `npm run test:gpu`. Inputs are rounded to bf16 before the reference sees them, so tolerances only cover the
 // kernels' own bf16 output rounding (relative 2^-8) and fp32 accumulation.
 import { dot, expectClose, finiteDiff, randn } from './helpers';
-import { Backend, Buffers, backends, roundBf16 } from './cuda-helpers';
+import { describeEachBackend, roundBf16 } from './cuda-helpers';
 
 // bf16 keeps 8 significant bits: one rounding of the output is a relative error of at most 2^-9.
 const BF16_RTOL = 1 / 128;
@@ -262,31 +262,25 @@ test('attention reference backward agrees with finite differences', () => {
 
 // ---- kernels on every backend ----
 
-describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_name, backend) => {
-  let buf: Buffers;
-  beforeEach(() => {
-    backend.setup();
-    buf = new Buffers(backend.k);
-  });
-  afterEach(() => buf.free());
+describeEachBackend((backend, fixture) => {
 
   test.each([1, 255, 4099])('memory round trip and casts, n=%i', (n) => {
     const x = randn(n, 1, 3);
     x[0] = 1 + 1 / 256; // a rounding tie: to even
-    const src = buf.f32(x);
-    const half = buf.alloc(2 * n);
-    const back = buf.alloc(4 * n);
+    const src = fixture.buf.f32(x);
+    const half = fixture.buf.alloc(2 * n);
+    const back = fixture.buf.alloc(4 * n);
     backend.k.castF32ToBf16(half, src, n);
     backend.k.castBf16ToF32(back, half, n);
-    expectClose(buf.readF32(back, n), roundBf16(x), 0, 0, 'bf16 round trip');
-    expect(buf.readF32(back, 1)[0]).toBe(1);
-    const copy = buf.alloc(4 * n);
+    expectClose(fixture.buf.readF32(back, n), roundBf16(x), 0, 0, 'bf16 round trip');
+    expect(fixture.buf.readF32(back, 1)[0]).toBe(1);
+    const copy = fixture.buf.alloc(4 * n);
     backend.k.copy(copy, src, 4 * n);
-    expectClose(buf.readF32(copy, n), x, 0, 0, 'copy');
+    expectClose(fixture.buf.readF32(copy, n), x, 0, 0, 'copy');
     backend.k.fill(copy, n, 2.5);
-    expect(buf.readF32(copy, n).every((v) => v === 2.5)).toBe(true);
+    expect(fixture.buf.readF32(copy, n).every((v) => v === 2.5)).toBe(true);
     backend.k.zero(copy, 4 * n);
-    expect(buf.readF32(copy, n).every((v) => v === 0)).toBe(true);
+    expect(fixture.buf.readF32(copy, n).every((v) => v === 0)).toBe(true);
   });
 
   test.each([
@@ -306,17 +300,17 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const ref = refRmsnorm(x, r, w, N, C, eps);
     const refB = refRmsnormBackward(dy, ref.h, w, N, C, eps);
 
-    const [y, h, rstd] = [buf.alloc(2 * N * C), buf.alloc(2 * N * C), buf.alloc(4 * N)];
-    backend.k.rmsnormForward(y, h, rstd, buf.bf16(x), r ? buf.bf16(r) : 0, buf.bf16(w), N, C, eps);
-    expectClose(buf.readBf16(h, N * C), ref.h, 0, 0, 'h = x + residual');
-    expectClose(buf.readF32(rstd, N), ref.rstd, 0, 1e-5, 'rstd');
-    expectClose(buf.readBf16(y, N * C), ref.y, 1e-6, BF16_RTOL, 'y');
+    const [y, h, rstd] = [fixture.buf.alloc(2 * N * C), fixture.buf.alloc(2 * N * C), fixture.buf.alloc(4 * N)];
+    backend.k.rmsnormForward(y, h, rstd, fixture.buf.bf16(x), r ? fixture.buf.bf16(r) : 0, fixture.buf.bf16(w), N, C, eps);
+    expectClose(fixture.buf.readBf16(h, N * C), ref.h, 0, 0, 'h = x + residual');
+    expectClose(fixture.buf.readF32(rstd, N), ref.rstd, 0, 1e-5, 'rstd');
+    expectClose(fixture.buf.readBf16(y, N * C), ref.y, 1e-6, BF16_RTOL, 'y');
 
-    const [dh, dw] = [buf.bf16(dh0), buf.f32(dw0)];
-    backend.k.rmsnormBackward(dh, dw, buf.bf16(dy), h, buf.bf16(w), rstd, N, C);
+    const [dh, dw] = [fixture.buf.bf16(dh0), fixture.buf.f32(dw0)];
+    backend.k.rmsnormBackward(dh, dw, fixture.buf.bf16(dy), h, fixture.buf.bf16(w), rstd, N, C);
     const scale = Math.max(...refB.dh.map(Math.abs));
-    expectClose(buf.readBf16(dh, N * C), refB.dh.map((v, i) => v + dh0[i]), 1e-3 * scale, BF16_RTOL, 'dh');
-    expectClose(buf.readF32(dw, C), refB.dw.map((v, i) => v + dw0[i]), 1e-4, 1e-4, 'dweight');
+    expectClose(fixture.buf.readBf16(dh, N * C), refB.dh.map((v, i) => v + dh0[i]), 1e-3 * scale, BF16_RTOL, 'dh');
+    expectClose(fixture.buf.readF32(dw, C), refB.dw.map((v, i) => v + dw0[i]), 1e-4, 1e-4, 'dweight');
   });
 
   test.each([1, 1000, 3 * 4096 + 7])('swiglu forward and backward, n=%i', (n) => {
@@ -325,14 +319,14 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const dout = roundBf16(randn(n, 43));
     const dg0 = roundBf16(randn(n, 44, 0.1));
     const du0 = roundBf16(randn(n, 45, 0.1));
-    const [pg, pu, out] = [buf.bf16(g), buf.bf16(u), buf.alloc(2 * n)];
+    const [pg, pu, out] = [fixture.buf.bf16(g), fixture.buf.bf16(u), fixture.buf.alloc(2 * n)];
     backend.k.swigluForward(out, pg, pu, n);
-    expectClose(buf.readBf16(out, n), refSwiglu(g, u), 1e-6, BF16_RTOL, 'out');
-    const [dg, du] = [buf.bf16(dg0), buf.bf16(du0)];
-    backend.k.swigluBackward(dg, du, buf.bf16(dout), pg, pu, n);
+    expectClose(fixture.buf.readBf16(out, n), refSwiglu(g, u), 1e-6, BF16_RTOL, 'out');
+    const [dg, du] = [fixture.buf.bf16(dg0), fixture.buf.bf16(du0)];
+    backend.k.swigluBackward(dg, du, fixture.buf.bf16(dout), pg, pu, n);
     const ref = refSwigluBackward(dout, g, u);
-    expectClose(buf.readBf16(dg, n), ref.dg.map((v, i) => v + dg0[i]), 1e-3, BF16_RTOL, 'dgate');
-    expectClose(buf.readBf16(du, n), ref.du.map((v, i) => v + du0[i]), 1e-3, BF16_RTOL, 'dup');
+    expectClose(fixture.buf.readBf16(dg, n), ref.dg.map((v, i) => v + dg0[i]), 1e-3, BF16_RTOL, 'dgate');
+    expectClose(fixture.buf.readBf16(du, n), ref.du.map((v, i) => v + du0[i]), 1e-3, BF16_RTOL, 'dup');
   });
 
   test.each([
@@ -345,14 +339,14 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const x = roundBf16(randn(n, 51));
     const dy = roundBf16(randn(n, 52));
     const dx0 = roundBf16(randn(n, 53, 0.1));
-    const [pc, ps] = [buf.f32(cos), buf.f32(sin)];
-    const y = buf.alloc(2 * n);
-    backend.k.rope(y, buf.bf16(x), pc, ps, B, T, NH, HD, pos0, interleaved, false);
-    expectClose(buf.readBf16(y, n), refRope(x, cos, sin, B, T, NH, HD, pos0, interleaved, false), 1e-6, BF16_RTOL, 'y');
-    const dx = buf.bf16(dx0);
-    backend.k.rope(dx, buf.bf16(dy), pc, ps, B, T, NH, HD, pos0, interleaved, true);
+    const [pc, ps] = [fixture.buf.f32(cos), fixture.buf.f32(sin)];
+    const y = fixture.buf.alloc(2 * n);
+    backend.k.rope(y, fixture.buf.bf16(x), pc, ps, B, T, NH, HD, pos0, interleaved, false);
+    expectClose(fixture.buf.readBf16(y, n), refRope(x, cos, sin, B, T, NH, HD, pos0, interleaved, false), 1e-6, BF16_RTOL, 'y');
+    const dx = fixture.buf.bf16(dx0);
+    backend.k.rope(dx, fixture.buf.bf16(dy), pc, ps, B, T, NH, HD, pos0, interleaved, true);
     const ref = refRope(dy, cos, sin, B, T, NH, HD, pos0, interleaved, true);
-    expectClose(buf.readBf16(dx, n), ref.map((v, i) => v + dx0[i]), 1e-3, BF16_RTOL, 'dx');
+    expectClose(fixture.buf.readBf16(dx, n), ref.map((v, i) => v + dx0[i]), 1e-3, BF16_RTOL, 'dx');
   });
 
   test.each([
@@ -363,21 +357,21 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const ids = Int32Array.from({ length: N }, (_, i) => (i * 7919) % Math.min(V, 13)); // repeated ids
     const table = roundBf16(randn(V * C, 61));
     const dout = roundBf16(randn(N * C, 62));
-    const out = buf.alloc(2 * N * C);
-    const pids = buf.i32(ids);
-    backend.k.embeddingForward(out, pids, buf.bf16(table), N, C, V);
+    const out = fixture.buf.alloc(2 * N * C);
+    const pids = fixture.buf.i32(ids);
+    backend.k.embeddingForward(out, pids, fixture.buf.bf16(table), N, C, V);
     const refOut = new Float64Array(N * C).map((_, i) => table[ids[Math.floor(i / C)] * C + (i % C)]);
-    expectClose(buf.readBf16(out, N * C), refOut, 0, 0, 'out');
+    expectClose(fixture.buf.readBf16(out, N * C), refOut, 0, 0, 'out');
     const dtable0 = randn(V * C, 63, 0.1);
     const refD = Float64Array.from(dtable0);
     for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) refD[ids[n] * C + c] += dout[n * C + c];
-    const pdout = buf.bf16(dout);
-    const [d1, d2] = [buf.f32(dtable0), buf.f32(dtable0)];
+    const pdout = fixture.buf.bf16(dout);
+    const [d1, d2] = [fixture.buf.f32(dtable0), fixture.buf.f32(dtable0)];
     backend.k.embeddingBackward(d1, pids, pdout, N, C, V);
     backend.k.embeddingBackward(d2, pids, pdout, N, C, V);
-    const got = buf.readF32(d1, V * C);
+    const got = fixture.buf.readF32(d1, V * C);
     expectClose(got, refD, 1e-5, 1e-5, 'dtable');
-    expectClose(buf.readF32(d2, V * C), got, 0, 0, 'dtable, second run (bit-identical)');
+    expectClose(fixture.buf.readF32(d2, V * C), got, 0, 0, 'dtable, second run (bit-identical)');
   });
 
   test.each([
@@ -389,10 +383,10 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const targets = Int32Array.from({ length: N }, (_, n) => (n === 1 ? -100 : (n * 31 + 5) % V));
     const dloss = 1 / N;
     const ref = refCrossEntropy(logits, targets, N, V, dloss);
-    const [losses, plogits] = [buf.alloc(4 * N), buf.bf16(logits)];
-    backend.k.crossEntropy(losses, plogits, buf.i32(targets), N, V, dloss);
-    expectClose(buf.readF32(losses, N), ref.losses, 1e-5, 1e-5, 'losses');
-    expectClose(buf.readBf16(plogits, N * V), ref.grad, 1e-6, BF16_RTOL, 'dlogits');
+    const [losses, plogits] = [fixture.buf.alloc(4 * N), fixture.buf.bf16(logits)];
+    backend.k.crossEntropy(losses, plogits, fixture.buf.i32(targets), N, V, dloss);
+    expectClose(fixture.buf.readF32(losses, N), ref.losses, 1e-5, 1e-5, 'losses');
+    expectClose(fixture.buf.readBf16(plogits, N * V), ref.grad, 1e-6, BF16_RTOL, 'dlogits');
   });
 
   test.each([1, 257, 5000])('AdamW over fp32 master weights, n=%i', (n) => {
@@ -401,18 +395,18 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
       m: new Float64Array(n),
       v: new Float64Array(n),
     };
-    const [master, param, m, v] = [buf.f32(state.master), buf.alloc(2 * n), buf.f32(state.m), buf.f32(state.v)];
+    const [master, param, m, v] = [fixture.buf.f32(state.master), fixture.buf.alloc(2 * n), fixture.buf.f32(state.m), fixture.buf.f32(state.v)];
     const { lr, beta1, beta2, eps, weightDecay, gradScale } = ADAM;
     for (let step = 1; step <= 2; step++) {
       const grad = Float64Array.from(randn(n, 82 + step));
       refAdamwStep(state, grad, step);
-      backend.k.adamw(master, param, buf.f32(grad), m, v, n, lr, beta1, beta2, eps, weightDecay, 1 - beta1 ** step, 1 - beta2 ** step, gradScale, 0);
+      backend.k.adamw(master, param, fixture.buf.f32(grad), m, v, n, lr, beta1, beta2, eps, weightDecay, 1 - beta1 ** step, 1 - beta2 ** step, gradScale, 0);
     }
-    const got = buf.readF32(master, n);
+    const got = fixture.buf.readF32(master, n);
     expectClose(got, state.master, 1e-6, 1e-5, 'master');
-    expectClose(buf.readF32(m, n), state.m, 1e-7, 1e-5, 'm');
-    expectClose(buf.readF32(v, n), state.v, 1e-9, 1e-4, 'v');
-    expectClose(buf.readBf16(param, n), roundBf16(got), 0, 0, 'param = bf16(master)');
+    expectClose(fixture.buf.readF32(m, n), state.m, 1e-7, 1e-5, 'm');
+    expectClose(fixture.buf.readF32(v, n), state.v, 1e-9, 1e-4, 'v');
+    expectClose(fixture.buf.readBf16(param, n), roundBf16(got), 0, 0, 'param = bf16(master)');
   });
 
   test('AdamW stochastic rounding is unbiased and reproducible from its seed', () => {
@@ -421,10 +415,10 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     // gives 1 + 1/128 for about 30% of the elements.
     const value = 1 + 0.3 / 128;
     const run = (seed: number) => {
-      const param = buf.alloc(2 * n);
+      const param = fixture.buf.alloc(2 * n);
       const zeros = new Float32Array(n);
-      backend.k.adamw(buf.f32(new Float32Array(n).fill(value)), param, buf.f32(zeros), buf.f32(zeros), buf.f32(zeros), n, 0, 0.9, 0.95, 1e-8, 0, 0.1, 0.05, 1, seed);
-      return buf.readBf16(param, n);
+      backend.k.adamw(fixture.buf.f32(new Float32Array(n).fill(value)), param, fixture.buf.f32(zeros), fixture.buf.f32(zeros), fixture.buf.f32(zeros), n, 0, 0.9, 0.95, 1e-8, 0, 0.1, 0.05, 1, seed);
+      return fixture.buf.readBf16(param, n);
     };
     const a = run(12345);
     const mean = a.reduce((s, x) => s + x, 0) / n;
@@ -436,10 +430,10 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
 
   test.each([1, 300, 40003])('sum of squares for the global norm, n=%i', (n) => {
     const x = randn(n, 91);
-    const out = buf.f32(new Float32Array(129).fill(0).map((_, i) => (i === 0 ? 2 : 0)));
-    backend.k.sumSquares(out, buf.f32(x), n);
+    const out = fixture.buf.f32(new Float32Array(129).fill(0).map((_, i) => (i === 0 ? 2 : 0)));
+    backend.k.sumSquares(out, fixture.buf.f32(x), n);
     const ref = x.reduce((s, v) => s + v * v, 2);
-    expectClose(buf.readF32(out, 1), [ref], 0, 1e-5, 'sum');
+    expectClose(fixture.buf.readF32(out, 1), [ref], 0, 1e-5, 'sum');
   });
 
   test.each([
@@ -454,12 +448,12 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const [alpha, beta] = [0.5, batch === 1 ? 0 : 1.5];
     const ref = refGemm(transA, transB, M, N, K, alpha, A, B, beta, C0, batch);
     const scale = Math.sqrt(K); // typical size of a sum of K products of unit normals
-    const [pa, pb] = [buf.bf16(A), buf.bf16(B)];
+    const [pa, pb] = [fixture.buf.bf16(A), fixture.buf.bf16(B)];
     const [lda, ldb] = [transA ? M : K, transB ? K : N];
     for (const fn of ['gemm', 'gemmTiled'] as const) {
-      const pc = cBf16 ? buf.bf16(C0) : buf.f32(C0);
+      const pc = cBf16 ? fixture.buf.bf16(C0) : fixture.buf.f32(C0);
       backend.k[fn](transA, transB, M, N, K, alpha, pa, lda, M * K, pb, ldb, K * N, beta, pc, cBf16, N, M * N, batch);
-      const got = cBf16 ? buf.readBf16(pc, batch * M * N) : buf.readF32(pc, batch * M * N);
+      const got = cBf16 ? fixture.buf.readBf16(pc, batch * M * N) : fixture.buf.readF32(pc, batch * M * N);
       expectClose(got, ref, 1e-5 * scale, cBf16 ? BF16_RTOL : 1e-5, fn);
     }
   });
@@ -475,19 +469,19 @@ describe.each(backends().map((b) => [b.name, b] as [string, Backend]))('%s', (_n
     const v = roundBf16(randn(B * T * NKV * HD, 123));
     const dout = roundBf16(randn(q.length, 124));
     const ref = refAttention(s, q, k, v);
-    const [pq, pk, pv] = [buf.bf16(q), buf.bf16(k), buf.bf16(v)];
-    const [out, lse] = [buf.alloc(2 * q.length), buf.alloc(4 * B * NH * T)];
+    const [pq, pk, pv] = [fixture.buf.bf16(q), fixture.buf.bf16(k), fixture.buf.bf16(v)];
+    const [out, lse] = [fixture.buf.alloc(2 * q.length), fixture.buf.alloc(4 * B * NH * T)];
     backend.k.attentionForward(out, lse, pq, pk, pv, B, T, NH, NKV, HD, s.scale);
     // atol: the kernel rounds P to bf16 for P V on tensor cores (2^-9 per weight, up to ~2e-3 max|v| with few
     // keys); test/cuda-attention.test.ts checks that bound element by element.
-    expectClose(buf.readBf16(out, q.length), ref.out, 1e-2, BF16_RTOL, 'out');
-    expectClose(buf.readF32(lse, B * NH * T), ref.lse, 1e-5, 1e-5, 'lse');
+    expectClose(fixture.buf.readBf16(out, q.length), ref.out, 1e-2, BF16_RTOL, 'out');
+    expectClose(fixture.buf.readF32(lse, B * NH * T), ref.lse, 1e-5, 1e-5, 'lse');
     // The backward reads the kernel's own (bf16) output, like training does; the reference uses its own.
     const g = refAttentionBackward(s, q, k, v, dout);
-    const [dq, dk, dv] = [buf.bf16(new Float32Array(q.length)), buf.bf16(new Float32Array(k.length)), buf.bf16(new Float32Array(v.length))];
-    backend.k.attentionBackward(dq, dk, dv, buf.bf16(dout), out, lse, pq, pk, pv, B, T, NH, NKV, HD, s.scale);
-    expectClose(buf.readBf16(dq, q.length), g.dq, 2e-2, 2 * BF16_RTOL, 'dq');
-    expectClose(buf.readBf16(dk, k.length), g.dk, 2e-2, 2 * BF16_RTOL, 'dk');
-    expectClose(buf.readBf16(dv, v.length), g.dv, 2e-2, 2 * BF16_RTOL, 'dv');
+    const [dq, dk, dv] = [fixture.buf.bf16(new Float32Array(q.length)), fixture.buf.bf16(new Float32Array(k.length)), fixture.buf.bf16(new Float32Array(v.length))];
+    backend.k.attentionBackward(dq, dk, dv, fixture.buf.bf16(dout), out, lse, pq, pk, pv, B, T, NH, NKV, HD, s.scale);
+    expectClose(fixture.buf.readBf16(dq, q.length), g.dq, 2e-2, 2 * BF16_RTOL, 'dq');
+    expectClose(fixture.buf.readBf16(dk, k.length), g.dk, 2e-2, 2 * BF16_RTOL, 'dk');
+    expectClose(fixture.buf.readBf16(dv, v.length), g.dv, 2e-2, 2 * BF16_RTOL, 'dv');
   });
 });
